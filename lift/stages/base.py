@@ -1,0 +1,97 @@
+"""What every stage LightningModule shares: weighted loss terms and the per-stage hooks."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import lightning.pytorch as pl
+import torch
+
+from lift.registry import get_plugin_manager
+
+
+class LossWeightError(KeyError):
+    """A configured loss weight names a term that nothing produces."""
+
+
+class StageModule(pl.LightningModule):
+    """Base of the stage modules.
+
+    Subclasses set ``stage`` (the name passed to hooks, e.g. ``"prior"``) and call
+    :meth:`weighted_loss` with their unweighted terms; they fill ``self.validation_images``
+    (name -> ``[B,3,H,W]`` in [0,1]) in the first validation batch for the image-grid callback.
+    """
+
+    stage: str = ""
+
+    def __init__(self, loss_weights: Mapping[str, float] | None = None):
+        super().__init__()
+        self.loss_weights: dict[str, float] = dict(loss_weights or {})
+        self.validation_images: dict[str, torch.Tensor] = {}
+
+    @property
+    def active_terms(self) -> frozenset[str]:
+        """Loss terms that carry a non-zero weight in the configuration."""
+        return frozenset(k for k, w in self.loss_weights.items() if w != 0)
+
+    def weighted_loss(
+        self,
+        phase: str,
+        terms: Mapping[str, torch.Tensor],
+        batch: Mapping[str, Any],
+        outputs: Mapping[str, Any] | None = None,
+        *,
+        log: bool = True,
+    ) -> torch.Tensor:
+        """Sum of ``weight * term`` over the configured weights (Eq. 8 for the translation).
+
+        Terms the stage computed but the config gives no weight are logged, not applied.
+        Plugins' ``lift_extra_loss_terms`` results are applied only for active term names.
+        A configured weight whose term was produced by nobody is an error naming it.
+        """
+        terms = dict(terms)
+        active = self.active_terms
+        results = get_plugin_manager().hook.lift_extra_loss_terms(
+            stage=self.stage, phase=phase, batch=batch, outputs=outputs or {}, module=self,
+            active_terms=active,
+        )
+        for extra in results:
+            for name, value in (extra or {}).items():
+                if name in active:
+                    terms[name] = value
+        total: torch.Tensor | None = None
+        for name, value in terms.items():
+            weight = self.loss_weights.get(name, 0.0)
+            if log:
+                self.log(f"train/{phase}/{name}", value.detach(), on_step=True, prog_bar=False)
+            if weight != 0:
+                total = value * weight if total is None else total + value * weight
+        missing = [n for n in active if n not in terms and n in self._phase_terms(phase)]
+        if missing:
+            raise LossWeightError(
+                f"{self.stage} stage: loss weight(s) {missing} are configured for the {phase} "
+                f"phase but no term of that name was computed (computed: {sorted(terms)})"
+            )
+        if total is None:
+            raise LossWeightError(
+                f"{self.stage} stage, {phase} phase: none of the computed terms {sorted(terms)} "
+                f"has a non-zero weight in loss_weights {self.loss_weights}"
+            )
+        if log:
+            self.log(f"train/{phase}/total", total.detach(), on_step=True, prog_bar=True)
+        return total
+
+    def _phase_terms(self, phase: str) -> frozenset[str]:
+        """Names a phase is expected to produce (subclasses override to catch typos)."""
+        return frozenset()
+
+    def collect_extra_images(
+        self, batch: Mapping[str, Any], outputs: Mapping[str, Any] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Images from ``lift_extra_images`` hooks (call on rank 0 only)."""
+        images: dict[str, torch.Tensor] = {}
+        for extra in get_plugin_manager().hook.lift_extra_images(
+            stage=self.stage, batch=batch, outputs=outputs or {}, module=self
+        ):
+            images.update(extra or {})
+        return images
