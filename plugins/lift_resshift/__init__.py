@@ -1,0 +1,1 @@
+"""Built-in plugin: ResShift residual-shifting diffusion upsampler (Sect 3.2, Eq. 9-14)."""
