@@ -1,0 +1,105 @@
+"""A tiny StyleGAN-like generator and an MSE distance for the inversion and sampler tests.
+
+Same interface as ``lift_stylegan2.networks.Generator`` (``z_dim``, ``w_dim``, ``num_ws``,
+``resolution``, ``mapping(z, truncation_psi, update_w_avg) -> [N, num_ws, w_dim]`` with a
+``w_avg`` buffer, ``synthesis(ws, noise_mode) -> [N, 3, R, R]``), small enough that a test
+inverts a few textures in a second. Each W+ row modulates its own layer, so W+ can fit more
+than W.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lift.components import PerceptualDistance
+
+
+class TinyMapping(nn.Module):
+    def __init__(self, z_dim: int, w_dim: int, num_ws: int):
+        super().__init__()
+        self.z_dim, self.w_dim, self.num_ws = z_dim, w_dim, num_ws
+        self.fc1 = nn.Linear(z_dim, w_dim)
+        self.fc2 = nn.Linear(w_dim, w_dim)
+        self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z, truncation_psi: float = 1.0, update_w_avg: bool = False):
+        assert z.ndim == 2 and z.shape[1] == self.z_dim, z.shape
+        z = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        w = self.fc2(F.leaky_relu(self.fc1(z), 0.2))
+        if update_w_avg:
+            with torch.no_grad():
+                self.w_avg.copy_(w.mean(0).lerp(self.w_avg, 0.99))
+        if truncation_psi != 1:
+            w = self.w_avg.lerp(w, truncation_psi)
+        return w.unsqueeze(1).repeat(1, self.num_ws, 1)
+
+
+class TinySynthesis(nn.Module):
+    """Const 4x4 -> (conv, up, conv, conv, up, conv, conv) -> modulated tRGB, one W+ row each."""
+
+    UPS = (False, True, False, True, False)  # upsample before conv i
+
+    def __init__(self, w_dim: int, channels: int = 8):
+        super().__init__()
+        self.w_dim = w_dim
+        self.num_ws = len(self.UPS) + 1
+        self.resolution = 4 * 2 ** sum(self.UPS)
+        self.const = nn.Parameter(torch.randn(channels, 4, 4))
+        self.affines = nn.ModuleList(nn.Linear(w_dim, channels) for _ in range(self.num_ws))
+        self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1)
+                                   for _ in self.UPS)
+        self.torgb = nn.Conv2d(channels, 3, 1)
+        for a in self.affines:
+            nn.init.ones_(a.bias)
+        self.register_buffer("noise_const", torch.randn(1, 1, self.resolution, self.resolution))
+
+    def forward(self, ws, noise_mode: str = "random"):
+        assert ws.ndim == 3 and ws.shape[1:] == (self.num_ws, self.w_dim), ws.shape
+        x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+        for i, (up, conv) in enumerate(zip(self.UPS, self.convs)):
+            if up:
+                x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = F.leaky_relu(conv(x * self.affines[i](ws[:, i])[:, :, None, None]), 0.2)
+        img = self.torgb(x * self.affines[-1](ws[:, -1])[:, :, None, None])
+        if noise_mode == "const":
+            img = img + 0.01 * self.noise_const
+        elif noise_mode == "random":
+            img = img + 0.01 * torch.randn_like(img[:, :1])
+        return img
+
+
+class TinyGenerator(nn.Module):
+    def __init__(self, z_dim: int = 8, w_dim: int = 8, channels: int = 8, seed: int = 0):
+        super().__init__()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.synthesis = TinySynthesis(w_dim, channels)
+            self.num_ws = self.synthesis.num_ws
+            self.mapping = TinyMapping(z_dim, w_dim, self.num_ws)
+        self.z_dim, self.w_dim, self.resolution = z_dim, w_dim, self.synthesis.resolution
+
+    def forward(self, z, truncation_psi: float = 1.0, noise_mode: str = "random"):
+        return self.synthesis(self.mapping(z, truncation_psi), noise_mode=noise_mode)
+
+
+class MSEDistance(PerceptualDistance):
+    """Per-sample mean squared error (a stand-in perceptual distance)."""
+
+    def forward(self, x, y):
+        assert x.shape == y.shape and x.ndim == 4, (x.shape, y.shape)
+        return (x - y).square().flatten(1).mean(1)
+
+
+def targets_from(generator: TinyGenerator, num: int, seed: int = 1, plus: bool = True):
+    """Images the generator can make: from random W+ codes (``plus``) or W codes, in [0,1]."""
+    g = torch.Generator().manual_seed(seed)
+    if plus:
+        z = torch.randn(num * generator.num_ws, generator.z_dim, generator=g)
+        ws = generator.mapping(z)[:, 0].reshape(num, generator.num_ws, generator.w_dim)
+    else:
+        ws = generator.mapping(torch.randn(num, generator.z_dim, generator=g))
+    with torch.no_grad():
+        img = generator.synthesis(ws.detach(), noise_mode="const")
+    return ((img + 1) / 2).clamp(0, 1)
