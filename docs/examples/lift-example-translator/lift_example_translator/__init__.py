@@ -1,0 +1,1 @@
+"""A worked example of a third-party lift plugin (see docs/plugins.md)."""
