@@ -1,0 +1,120 @@
+"""The `lift` command: top-level help, dispatch, and composition of every shipped config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lift.cli import _pop_disable_flag, main
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def test_top_level_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("fit", "validate", "test", "predict", "plugins", "data"):
+        assert f"\n  {command} " in out
+
+
+def test_unknown_command_fails_with_help(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_disable_flag_is_moved_into_the_environment(monkeypatch):
+    monkeypatch.delenv("LIFT_DISABLE_PLUGINS", raising=False)
+    rest = _pop_disable_flag(["--disable-plugins", "a,b", "fit", "--disable-plugins=c", "-c", "x"])
+    assert rest == ["fit", "-c", "x"]
+    import os
+
+    assert os.environ["LIFT_DISABLE_PLUGINS"] == "a,b,c"
+
+
+def test_lightning_subcommand_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--trainer.strategy" in out and "--config" in out
+
+
+def test_plugins_json_lists_builtins(capsys):
+    import json
+
+    assert main(["plugins", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {(r["kind"], r["name"]) for r in rows}
+    assert ("gradient_operator", "HighPass") in names
+    assert all(r["distribution"] == "lift" for r in rows)
+
+
+# --- every shipped config composes ---------------------------------------------------------
+
+
+def _is_stage_config(path: Path) -> bool:
+    data = yaml.safe_load(path.read_text()) or {}
+    return "model" in data and "data" in data
+
+
+def _overlay_base(path: Path) -> Path | None:
+    for line in path.read_text().splitlines():
+        if line.startswith("# overlay-for:"):
+            return ROOT / line.split(":", 1)[1].strip()
+    return None
+
+
+STAGE_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if _is_stage_config(p))
+OVERLAYS = sorted(p for p in CONFIGS.rglob("*.yaml")
+                  if not _is_stage_config(p) and "trainer" not in p.parts)
+
+
+def _compose(capsys, subcommand: str, *configs: Path) -> dict:
+    args = [subcommand]
+    for c in configs:
+        args += ["--config", str(c)]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--print_config"])
+    captured = capsys.readouterr()
+    assert exit_.value.code == 0, captured.err[-3000:]
+    return yaml.safe_load(captured.out)
+
+
+def _subcommand(config: Path) -> str:
+    return "predict" if "invert" in config.parts else "fit"
+
+
+@pytest.mark.parametrize("config", STAGE_CONFIGS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_stage_config_composes(config, capsys):
+    composed = _compose(capsys, _subcommand(config), config, CONFIGS / "trainer" / "cpu.yaml")
+    assert composed["trainer"]["accelerator"] == "cpu"
+    assert composed["model"]["class_path"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: str(p.relative_to(CONFIGS)))
+def test_overlay_changes_only_its_keys(overlay, capsys):
+    base = _overlay_base(overlay)
+    assert base is not None, f"{overlay} must start with '# overlay-for: configs/<stage>/<x>.yaml'"
+    assert base.is_file(), f"{overlay}: overlay-for names a missing file {base}"
+    sub = _subcommand(base)
+    plain = _compose(capsys, sub, base)
+    changed = _compose(capsys, sub, base, overlay)
+    assert plain != changed, f"{overlay} changes nothing"
+
+    def leaves(d, prefix=""):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                yield from leaves(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            yield prefix, d
+
+    overlay_keys = {k for k, _ in leaves(yaml.safe_load(overlay.read_text()))}
+    a, b = dict(leaves(plain)), dict(leaves(changed))
+    diff = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    # Keys outside the overlay may differ only below a component whose class_path it swaps.
+    swapped = {k.rsplit(".class_path", 1)[0] for k in overlay_keys if k.endswith("class_path")}
+    stray = {k for k in diff - overlay_keys if not any(k.startswith(s + ".") for s in swapped)}
+    assert not stray, f"{overlay} changed keys it does not hold: {sorted(stray)}"
