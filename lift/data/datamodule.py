@@ -1,0 +1,144 @@
+"""The Lightning DataModule every lift stage uses, over any :class:`TextureSource`.
+
+Config (LightningCLI)::
+
+    data:
+      class_path: lift.data.TextureDataModule
+      init_args:
+        source:
+          class_path: lift.data.SyntheticSource      # or lift.data.FolderSource
+          init_args: {profile: quickstart, seed: 0}  # or {root: data/mine}
+        train_split: phone_train
+        resolution: 64
+        batch_size: 8
+
+Under DDP, Lightning swaps in a DistributedSampler for every loader (train, val, test and
+predict), so each rank sees its share of the split.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, default_collate
+
+from lift.data.dataset import TextureDataset
+from lift.data.io import TextureError
+from lift.data.sources import SPLITS, TextureSource
+
+
+def collate_textures(items: list[dict | None]) -> dict:
+    """Stack items into a batch (``"stem"`` becomes a list); drops items skipped on read."""
+    kept = [item for item in items if item is not None]
+    if not kept:
+        raise TextureError("every item of this batch was skipped as unreadable (on_error='skip')")
+    return default_collate(kept)
+
+
+class TextureDataModule(L.LightningDataModule):
+    """Train/val/test/predict loaders over the splits of one :class:`TextureSource`.
+
+    Args:
+        source: the textures (``SyntheticSource`` or ``FolderSource``, or your own).
+        train_split: split of the train loader.
+        val_split: split of the val loader (None: no validation).
+        test_split: split of the test loader (None: no test loader).
+        predict_split: split of the predict loader (None: no predict loader).
+        resolution: resize every texture to this size (None: as stored). Integer
+            down-sampling factors are exact box filters (``interpolate(mode="area")``).
+        crop_size: random crop of this size for training only, the same window for every
+            key of an item (None: no crop).
+        batch_size: items per batch (each rank's, under DDP).
+        num_workers: DataLoader worker processes (0: load in the main process).
+        shuffle: shuffle the train loader.
+        drop_last: drop the train loader's last incomplete batch.
+        seed: seeds the train shuffle order and the crop windows.
+    """
+
+    def __init__(
+        self,
+        source: TextureSource,
+        train_split: str = "phone_train",
+        val_split: str | None = "paired_test",
+        test_split: str | None = "paired_test",
+        predict_split: str | None = None,
+        resolution: int | None = None,
+        crop_size: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+    ):
+        super().__init__()
+        for name, split in (("train_split", train_split), ("val_split", val_split),
+                            ("test_split", test_split), ("predict_split", predict_split)):
+            if split is not None and split not in SPLITS:
+                raise ValueError(f"{name}={split!r} is not a split ({', '.join(SPLITS)})")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.source = source
+        self.train_split = train_split
+        self.val_split = val_split
+        self.test_split = test_split
+        self.predict_split = predict_split
+        self.resolution = resolution
+        self.crop_size = crop_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.datasets: dict[str, TextureDataset] = {}
+
+    def dataset(self, split: str, *, train: bool = False) -> TextureDataset:
+        """The dataset of ``split``; ``train`` adds the random crop."""
+        return TextureDataset(
+            self.source, split, resolution=self.resolution,
+            crop_size=self.crop_size if train else None, random_crop=train, seed=self.seed,
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {
+            "fit": [("train", self.train_split), ("val", self.val_split)],
+            "validate": [("val", self.val_split)],
+            "test": [("test", self.test_split)],
+            "predict": [("predict", self.predict_split)],
+        }
+        stages = wanted if stage is None else {stage: wanted[stage]}
+        for pairs in stages.values():
+            for role, split in pairs:
+                if split is not None and role not in self.datasets:
+                    self.datasets[role] = self.dataset(split, train=role == "train")
+        train = self.datasets.get("train")
+        if train is not None and self.drop_last and len(train) < self.batch_size:
+            raise ValueError(
+                f"train split {self.train_split} has {len(train)} items, fewer than "
+                f"batch_size={self.batch_size} with drop_last=True: every epoch would be empty")
+
+    def _loader(self, role: str, *, train: bool = False) -> DataLoader:
+        if role not in self.datasets:
+            self.setup({"train": "fit", "val": "validate"}.get(role, role))
+        generator = torch.Generator().manual_seed(self.seed) if train and self.shuffle else None
+        return DataLoader(
+            self.datasets[role],
+            batch_size=self.batch_size,
+            shuffle=train and self.shuffle,
+            drop_last=train and self.drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate_textures,
+            generator=generator,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return [] if self.val_split is None else self._loader("val")
+
+    def test_dataloader(self):
+        return [] if self.test_split is None else self._loader("test")
+
+    def predict_dataloader(self):
+        return [] if self.predict_split is None else self._loader("predict")

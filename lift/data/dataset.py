@@ -1,0 +1,165 @@
+"""One split of a :class:`~lift.data.sources.TextureSource` as a map-style torch Dataset.
+
+An item is ``{"stem": str, "phone": [3,R,R], "mask": [1,R,R], "studio": [3,R,R]}`` with the
+keys the split provides (``SPLIT_KEYS``). Optional steps, in order:
+
+1. ``resolution``: resize every key to ``resolution``². Down-sampling by an integer factor
+   uses ``F.interpolate(mode="area")`` (the mean of each factor×factor block: an exact box
+   filter, no aliasing); any other down-sampling uses antialiased bilinear
+   (``mode="bilinear", antialias=True``); up-sampling uses bilinear. Masks are resized the
+   same way and then binarised at 0.5 (a texel counts as seen when at least half of it was).
+2. ``crop_size``: one crop window, the same for every key of the item (paired textures stay
+   aligned): random when ``random_crop`` (training), else the centre.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from lift.data.io import TextureError
+from lift.data.sources import SPLIT_KEYS, TextureSource
+
+
+def resize_texture(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a ``[C,H,W]`` texture to ``[C,size,size]`` (see the module docstring)."""
+    c, h, w = tensor.shape
+    if (h, w) == (size, size):
+        return tensor
+    x = tensor[None]
+    if h % size == 0 and w % size == 0:
+        x = F.interpolate(x, size=(size, size), mode="area")
+    else:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=h > size or w > size)
+    return x[0].clamp_(0.0, 1.0)
+
+
+class TextureDataset(Dataset):
+    """Items of one split of ``source``.
+
+    Args:
+        source: where the textures come from.
+        split: one of ``SPLITS``; an empty split is an error.
+        keys: texture keys to load (default: all the split provides).
+        resolution: resize every texture to this size (None: as stored).
+        crop_size: crop this size from every texture (None: no crop).
+        random_crop: random crop window (else centred).
+        seed: mixed with torch's per-process seed to draw crop windows; under
+            ``seed_everything(workers=True)`` crops are reproducible and differ per epoch
+            and DataLoader worker.
+    """
+
+    def __init__(
+        self,
+        source: TextureSource,
+        split: str,
+        *,
+        keys: tuple[str, ...] | list[str] | None = None,
+        resolution: int | None = None,
+        crop_size: int | None = None,
+        random_crop: bool = False,
+        seed: int = 0,
+    ):
+        if split not in SPLIT_KEYS:
+            raise ValueError(f"unknown split {split!r} (splits: {', '.join(SPLIT_KEYS)})")
+        allowed = SPLIT_KEYS[split]
+        keys = tuple(allowed if keys is None else keys)
+        extra = [k for k in keys if k not in allowed]
+        if extra:
+            raise ValueError(f"split {split} provides {allowed}, not {extra}")
+        self.source = source
+        self.split = split
+        self.keys = keys
+        self.stems = list(source.splits()[split])
+        if not self.stems:
+            raise TextureError(f"{source.describe()}: split {split} is empty")
+        if resolution is not None and resolution < 1:
+            raise ValueError(f"resolution must be positive, got {resolution}")
+        size = resolution
+        if crop_size is not None:
+            for key in keys:
+                known = source.size(split, key)
+                limit = size or (min(known) if known else None)
+                if limit is not None and crop_size > limit:
+                    raise ValueError(f"crop_size {crop_size} exceeds the {key} texture size "
+                                     f"{limit} of split {split}")
+        self.resolution = resolution
+        self.crop_size = crop_size
+        self.random_crop = random_crop
+        self.seed = int(seed)
+        self._generator: torch.Generator | None = None
+        self._generator_pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.update(_generator=None, _generator_pid=None)
+        return state
+
+    def _rng(self) -> torch.Generator:
+        # One generator per process (DataLoader workers get fresh torch seeds every epoch).
+        if self._generator is None or self._generator_pid != os.getpid():
+            self._generator = torch.Generator()
+            self._generator.manual_seed((self.seed * 0x9E3779B1 + torch.initial_seed()) % 2**63)
+            self._generator_pid = os.getpid()
+        return self._generator
+
+    def _window(self, h: int, w: int) -> tuple[int, int]:
+        c = self.crop_size
+        if not self.random_crop:
+            return (h - c) // 2, (w - c) // 2
+        g = self._rng()
+        top = int(torch.randint(0, h - c + 1, (), generator=g))
+        left = int(torch.randint(0, w - c + 1, (), generator=g))
+        return top, left
+
+    def load(self, index: int) -> dict:
+        stem = self.stems[index]
+        item: dict = {"stem": stem}
+        for key in self.keys:
+            tensor = self.source.load(stem, key)
+            expected = self.source.size(self.split, key)
+            channels = 1 if key == "mask" else 3
+            if tensor.ndim != 3 or tensor.shape[0] != channels or (
+                expected is not None and tuple(tensor.shape[1:]) != expected
+            ):
+                raise TextureError(
+                    f"{self.source.describe()}: {key} texture of stem {stem!r} has shape "
+                    f"{tuple(tensor.shape)}, expected [{channels}, *{expected}] in split "
+                    f"{self.split}")
+            if self.resolution is not None:
+                tensor = resize_texture(tensor, self.resolution)
+                if key == "mask":
+                    tensor = (tensor >= 0.5).to(tensor.dtype)
+            item[key] = tensor
+        if self.crop_size is not None:
+            shapes = {tuple(item[k].shape[1:]) for k in self.keys}
+            if len(shapes) != 1:
+                raise TextureError(
+                    f"{self.source.describe()}: cannot crop stem {stem!r} of split "
+                    f"{self.split}: its textures differ in size {sorted(shapes)}; set "
+                    "resolution so that they match")
+            h, w = shapes.pop()
+            top, left = self._window(h, w)
+            c = self.crop_size
+            for key in self.keys:
+                item[key] = item[key][:, top:top + c, left:left + c].contiguous()
+        return item
+
+    def __getitem__(self, index: int) -> dict | None:
+        if self.source.on_error != "skip":
+            return self.load(index)
+        try:
+            return self.load(index)
+        except TextureError as exc:
+            stem = self.stems[index]
+            self.source.record_skip(f"read/{stem}", str(exc))
+            warnings.warn(f"skipping {stem!r} of split {self.split}: {exc}", stacklevel=2)
+            return None  # dropped by collate_textures

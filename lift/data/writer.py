@@ -1,0 +1,155 @@
+"""``lift data synth``: write the synthetic benchmark as an ordinary texture folder.
+
+The folder has the layout :class:`~lift.data.FolderSource` reads (docs/data.md): 16-bit RGB
+PNG textures (the generator quantises to 16-bit levels, so reading them back gives the
+very tensors :class:`~lift.data.SyntheticSource` yields), 8-bit grey PNG masks (values 0/255),
+expression textures, the five split files and ``lift_synth.json``, a manifest with the
+profile, seed, generator parameters and counts.
+
+Every file is written atomically, so a file that exists is complete: an interrupted run is
+resumed by running the same command again (existing files are kept). A folder holding a
+different profile or seed is refused unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import shutil
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lift.atomic import atomic_write_text
+from lift.data.io import TextureError, write_texture
+from lift.data.sources import SPLITS, SyntheticSource
+
+MANIFEST = "lift_synth.json"
+FORMAT_VERSION = 1
+_OWNED = ("phone", "studio", "masks", "expressions", "expressions_studio", "splits", MANIFEST)
+
+
+def generator_parameters(synthesizer) -> dict:
+    """The synthesizer's constructor arguments (JSON types), recorded in the manifest."""
+    params = {}
+    for name in inspect.signature(type(synthesizer).__init__).parameters:
+        if name in ("self", "device") or not hasattr(synthesizer, name):
+            continue
+        value = getattr(synthesizer, name)
+        params[name] = list(value) if isinstance(value, tuple) else value
+    return params
+
+
+def _identity(source: SyntheticSource) -> dict:
+    return {
+        "format": FORMAT_VERSION,
+        "profile": dataclasses.asdict(source.profile),
+        "seed": source.seed,
+        "generator": generator_parameters(source.synthesizer),
+    }
+
+
+def _pngs(folder: Path) -> int:
+    return sum(1 for p in folder.glob("*.png") if not p.name.startswith(".")) if folder.is_dir() else 0
+
+
+def _complete(out: Path, stem: str, has_phone: bool, has_studio: bool, n_expr: int) -> bool:
+    """Whether every file of ``stem`` exists (atomic writes: an existing file is whole)."""
+    files = []
+    if has_phone:
+        files += [out / "phone" / f"{stem}.png", out / "masks" / f"{stem}.png"]
+    if has_studio:
+        files.append(out / "studio" / f"{stem}.png")
+    return (all(p.is_file() for p in files)
+            and _pngs(out / "expressions" / stem) == n_expr
+            and _pngs(out / "expressions_studio" / stem) == n_expr)
+
+
+def _write_subject(out: Path, source: SyntheticSource, stem: str) -> int:
+    """Write one subject's missing files; returns how many were written."""
+    _index, has_phone, has_studio, n_expr = source.subjects[stem]
+    if _complete(out, stem, has_phone, has_studio, n_expr):
+        return 0
+    sample = source.sample(stem, with_expressions=n_expr > 0)
+    tensors: dict[Path, tuple] = {}
+    if has_phone:
+        tensors[out / "phone" / f"{stem}.png"] = (sample.phone, 16)
+        tensors[out / "masks" / f"{stem}.png"] = (sample.mask, 8)  # 0/1 values: 8 bits exact
+    if has_studio:
+        tensors[out / "studio" / f"{stem}.png"] = (sample.studio, 16)
+    for name, tensor in sample.expressions.items():
+        tensors[out / "expressions" / stem / f"{name}.png"] = (tensor, 16)
+    for name, tensor in sample.expressions_studio.items():
+        tensors[out / "expressions_studio" / stem / f"{name}.png"] = (tensor, 16)
+    written = 0
+    for path, (tensor, bits) in tensors.items():
+        if not path.is_file():
+            write_texture(path, tensor, bits=bits)
+            written += 1
+    return written
+
+
+def _prepare(out: Path, identity: dict, overwrite: bool) -> None:
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        old = json.loads(manifest.read_text())
+        same = {k: old.get(k) for k in identity} == identity
+        if not same and not overwrite:
+            raise TextureError(
+                f"{manifest}: {out} holds synthetic profile {old.get('profile', {}).get('name')!r} "
+                f"seed {old.get('seed')} (or other generator parameters); pass --overwrite to "
+                "replace it, or choose another --out")
+        if same:
+            return  # resume
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise TextureError(f"{out}: folder is not empty and has no {MANIFEST}; "
+                           "choose an empty --out or pass --overwrite")
+    if overwrite:
+        for name in _OWNED:  # only what this writer creates
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def write_synthetic_benchmark(out: str, profile: str, *, seed: int = 0,
+                              overwrite: bool = False, progress: bool = True) -> dict:
+    """Write (or resume writing) the synthetic benchmark ``profile`` into ``out``.
+
+    Returns the manifest (also written to ``out/lift_synth.json``).
+    """
+    start = time.perf_counter()
+    out_path = Path(out)
+    source = SyntheticSource(profile, seed, cache_size=0)
+    identity = _identity(source)
+    _prepare(out_path, identity, overwrite)
+    out_path.mkdir(parents=True, exist_ok=True)
+    manifest = {**identity, "complete": False}
+    atomic_write_text(out_path / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+    splits = source.splits()
+    for split in SPLITS:
+        header = (f"# {split} of synthetic profile {profile!r}, seed {seed} "
+                  "(written by `lift data synth`)\n")
+        atomic_write_text(out_path / "splits" / f"{split}.txt",
+                          header + "".join(f"{stem}\n" for stem in splits[split]))
+    written = 0
+    stems = list(source.subjects)
+    for stem in tqdm(stems, desc=f"lift data synth {profile}", unit="subject",
+                     disable=not progress):
+        written += _write_subject(out_path, source, stem)
+
+    counts = {split: len(stems_) for split, stems_ in splits.items()}
+    files = {sub: sum(1 for p in (out_path / sub).rglob("*.png") if not p.name.startswith("."))
+             for sub in ("phone", "studio", "masks", "expressions", "expressions_studio")}
+    elapsed = time.perf_counter() - start
+    manifest.update(complete=True, subjects=len(stems), splits=counts, files=files)
+    atomic_write_text(out_path / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    print(f"lift data synth: profile {profile!r} seed {seed} -> {out_path}\n"
+          f"  subjects {len(stems)}, files written {written} "
+          f"(of {sum(files.values())}), {elapsed:.1f} s\n"
+          "  splits: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return manifest
