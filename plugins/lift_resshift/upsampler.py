@@ -1,0 +1,192 @@
+"""ResShift upsampler with phone-gradient conditioning (Sect 3.2, Eq. 9-14, Table 3).
+
+Textures are [0,1]; the chain runs on ``2 * texture - 1`` (ResShift's [-1,1] range), encoded by the
+autoencoder. The degraded input ``y`` of the chain is the bicubic upsampling of the low-resolution
+texture to the target size, plus ``G(I_phone)`` where the conditioning mode asks for it:
+
+    conditioning          training input y (Eq. 13)          sampling input y (Eq. 14)
+    "none"                up(I_LR)                           up(I_LR)                 Table 3 "vanilla"
+    "inference"           up(I_LR)                           up(I_LR) + G(I_phone)    "inference-only"
+    "train+inference"     up(I_LR) + G(I_phone)              up(I_LR) + G(I_phone)    the paper's
+
+``y`` enters the network twice, as in ResShift: through x_t (which is shifted towards y) and
+concatenated as the condition.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from lift.components import GradientOperator, Upsampler
+from lift_resshift.autoencoder import Autoencoder
+from lift_resshift.denoiser import Denoiser
+from lift_resshift.scheduler import ResShiftScheduler
+from lift_resshift.tiling import tiled_apply
+
+Conditioning = Literal["none", "inference", "train+inference"]
+Phase = Literal["train", "sample"]
+
+
+class ResShift(Upsampler):
+    """ResShift diffusion upsampler (x_0 prediction, plain MSE).
+
+    Args:
+        denoiser: the network f(x_t, t, condition) -> x_0 (e.g. ``UNetDenoiser``).
+        scheduler: the ResShift chain (``ResShiftScheduler``: T, kappa, p, ...).
+        autoencoder: the space the chain runs in (``IdentityAutoencoder`` = pixel space).
+        gradient_operator: G of Eq. 13-14 (required unless ``conditioning`` is "none").
+        conditioning: when G(I_phone) is added to the input (Table 3 rows, see module doc).
+        scale_factor: high-res size / low-res size (ResShift: 4).
+        num_inference_steps: reverse steps at sampling (None: all T).
+        clip_denoised: clamp the x_0 estimate to [-1,1] at sampling (pixel space).
+    """
+
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        scheduler: ResShiftScheduler,
+        autoencoder: Autoencoder,
+        gradient_operator: GradientOperator | None = None,
+        conditioning: Conditioning = "train+inference",
+        scale_factor: int = 4,
+        num_inference_steps: int | None = None,
+        clip_denoised: bool = True,
+    ):
+        super().__init__()
+        if conditioning not in ("none", "inference", "train+inference"):
+            raise ValueError(f"conditioning must be 'none', 'inference' or 'train+inference', "
+                             f"got {conditioning!r}")
+        if conditioning != "none" and gradient_operator is None:
+            raise ValueError(f"conditioning={conditioning!r} needs a gradient_operator (Eq. 13-14)")
+        if scale_factor < 1:
+            raise ValueError(f"scale_factor must be >= 1, got {scale_factor}")
+        if denoiser.latent_channels != autoencoder.latent_channels:
+            raise ValueError(f"denoiser latent_channels {denoiser.latent_channels} != autoencoder "
+                             f"latent_channels {autoencoder.latent_channels}")
+        if denoiser.condition_channels != 3:
+            raise ValueError("the condition is the RGB input y: denoiser.condition_channels must "
+                             f"be 3, got {denoiser.condition_channels}")
+        self.denoiser = denoiser
+        self.scheduler = scheduler
+        self.autoencoder = autoencoder
+        self.gradient_operator = gradient_operator
+        self.conditioning = conditioning
+        self.scale_factor = scale_factor
+        self.num_inference_steps = num_inference_steps
+        self.clip_denoised = clip_denoised
+
+    # --- the input y (Eq. 13-14) ---------------------------------------------------------------
+
+    def uses_gradient(self, phase: Phase) -> bool:
+        """Whether G(I_phone) is added to the input in ``phase`` (Table 3)."""
+        if phase == "train":
+            return self.conditioning == "train+inference"
+        return self.conditioning in ("inference", "train+inference")
+
+    def degraded_input(
+        self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: Phase
+    ) -> torch.Tensor:
+        """y in texture units [B,3,H,W]: up(I_LR) (+ G(I_phone)), I_LR* of Eq. 13-14."""
+        if low_res.ndim != 4 or low_res.shape[1] != 3:
+            raise ValueError(f"low_res must be [B,3,h,w], got {tuple(low_res.shape)}")
+        size = (low_res.shape[-2] * self.scale_factor, low_res.shape[-1] * self.scale_factor)
+        y = F.interpolate(low_res, size=size, mode="bicubic", align_corners=False)
+        if self.uses_gradient(phase):
+            if phone is None:
+                raise ValueError(f"conditioning={self.conditioning!r} needs the phone texture "
+                                 f"in the {phase} phase")
+            if phone.shape != y.shape:
+                raise ValueError(f"phone {tuple(phone.shape)} must be at the target size "
+                                 f"{tuple(y.shape)}")
+            y = y + self.gradient_operator(phone)  # Eq. 13 (training) / Eq. 14 (sampling)
+        return y
+
+    def _condition(self, y_image: torch.Tensor, latent_size: torch.Size) -> torch.Tensor:
+        """The network's concatenated condition: y in [-1,1] at the latent's size."""
+        if y_image.shape[-2:] != latent_size:
+            y_image = F.interpolate(y_image, size=latent_size, mode="area")
+        return y_image
+
+    # --- training -----------------------------------------------------------------------------
+
+    def training_losses(
+        self,
+        low_res: torch.Tensor,
+        high_res: torch.Tensor,
+        phone: torch.Tensor | None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """{"mse": ||f(x_t, y, t) - x_0||^2} at uniform t (x_0 prediction, plain MSE)."""
+        y = self.degraded_input(low_res, phone, "train")
+        if y.shape != high_res.shape:
+            raise ValueError(f"high_res {tuple(high_res.shape)} must be scale_factor="
+                             f"{self.scale_factor} times low_res {tuple(low_res.shape)}")
+        y = 2 * y - 1
+        x = 2 * high_res - 1
+        terms: dict[str, torch.Tensor] = {}
+        z0 = self.autoencoder.encode(x)
+        zy = self.autoencoder.encode(y)
+        if self.autoencoder.trainable:
+            terms["autoencoder"] = F.mse_loss(self.autoencoder.decode(z0), x)
+            z0, zy = z0.detach(), zy.detach()  # the chain does not train the autoencoder
+        b = x.shape[0]
+        t = self.scheduler.sample_timesteps(b, generator=generator).to(x.device)
+        noise = torch.randn(z0.shape, generator=generator).to(z0)
+        z_t = self.scheduler.add_noise(z0, zy, noise, t)
+        cond = self._condition(y, z0.shape[-2:])
+        pred = self.denoiser(self.scheduler.scale_input(z_t, t), t, cond)
+        terms["mse"] = F.mse_loss(pred, z0)
+        return terms
+
+    # --- sampling -----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def upsample(
+        self,
+        low_res: torch.Tensor,
+        phone: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        tile_size: int | None = None,
+        tile_overlap: int = 32,
+        num_inference_steps: int | None = None,
+    ) -> torch.Tensor:
+        """The reverse process from x_T = y + kappa sqrt(eta_T) e (Eq. 12), in [0,1].
+
+        ``tile_size``/``tile_overlap`` are in output pixels; with ``tile_size`` the network runs
+        on overlapping tiles (see ``lift_resshift.tiling``). Noise is drawn full-size from
+        ``generator`` (on the CPU, then moved), so results depend only on the seed.
+        """
+        y_image = 2 * self.degraded_input(low_res, phone, "sample") - 1
+        zy = self.autoencoder.encode(y_image)
+        cond = self._condition(y_image, zy.shape[-2:])
+        sched = self.scheduler
+        timesteps = sched.set_timesteps(num_inference_steps or self.num_inference_steps)
+
+        def draw() -> torch.Tensor:
+            return torch.randn(zy.shape, generator=generator).to(zy)
+
+        def denoise(z: torch.Tensor, c: torch.Tensor, t: int) -> torch.Tensor:
+            tt = torch.full((z.shape[0],), t, device=z.device, dtype=torch.long)
+            pred = self.denoiser(sched.scale_input(z, tt), tt, c)
+            return pred.clamp(-1, 1) if self.clip_denoised else pred
+
+        f = self.autoencoder.downsample_factor
+        z = sched.prior_sample(zy, draw())
+        for i, t in enumerate(timesteps.tolist()):
+            if tile_size is None:
+                x0 = denoise(z, cond, t)
+            else:
+                if tile_size % f or tile_overlap % f:
+                    raise ValueError(f"tile_size and tile_overlap must be multiples of the "
+                                     f"autoencoder's downsample factor {f}")
+                x0 = tiled_apply(lambda zc, cc: denoise(zc, cc, t), z, cond, tile_size // f,
+                                 tile_overlap // f, getattr(self.denoiser, "size_multiple", 1))
+            last = i == len(timesteps) - 1
+            z = sched.step(x0, t, z, noise=None if last else draw()).prev_sample
+        image = self.autoencoder.decode(z)
+        return ((image + 1) / 2).clamp(0, 1)
