@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from inversion_helpers import single_thread as _single_thread
 from inversion_helpers import TinyGenerator
 from lift_stylegan2.samplers import WPlusBankSampler, WSampler, ZPlusSampler, ZSampler
 
 from lift.latent_bank import BankLayout, LatentBankWriter, make_manifest
+
+single_thread = pytest.fixture(autouse=True)(_single_thread)
 
 
 @pytest.fixture
