@@ -1,0 +1,1 @@
+"""Built-in StyleGAN2 plugin: networks (config F), losses, DiffAugment, latent samplers."""
