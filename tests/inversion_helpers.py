@@ -9,6 +9,7 @@ than W.
 
 from __future__ import annotations
 
+import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -113,3 +114,32 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(saved)
+
+
+class TinyTextures(torch.utils.data.Dataset):
+    """Textures the tiny generator can make, as the texture datasets give them."""
+
+    def __init__(self, num: int = 6, resolution: int = 16, seed: int = 1, prefix: str = "t"):
+        self.stems = [f"{prefix}{i:03d}" for i in range(num)]
+        self.images = targets_from(TinyGenerator(seed=0), num, seed=seed)
+        assert self.images.shape[-1] == resolution
+        g = torch.Generator().manual_seed(seed)
+        self.masks = (torch.rand(num, 1, resolution, resolution, generator=g) > 0.2).float()
+
+    def __len__(self):
+        return len(self.stems)
+
+    def __getitem__(self, i):
+        return {"stem": self.stems[i], "phone": self.images[i], "mask": self.masks[i]}
+
+
+class TinyTextureData(L.LightningDataModule):
+    """A predict-only data module over :class:`TinyTextures`."""
+
+    def __init__(self, num: int = 6, batch_size: int = 4, seed: int = 1):
+        super().__init__()
+        self.num, self.batch_size, self.seed = num, batch_size, seed
+
+    def predict_dataloader(self):
+        return torch.utils.data.DataLoader(TinyTextures(self.num, seed=self.seed),
+                                           batch_size=self.batch_size)

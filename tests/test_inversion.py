@@ -126,3 +126,117 @@ def test_continuous_batching_with_early_stop_keeps_independence():
     torch.testing.assert_close(results[3].w_plus, solo[0].w_plus, atol=1e-5, rtol=0)
     assert any(r.steps < 80 for r in results)  # early stopping did stop some
     assert streamed.texture_steps == sum(r.steps for r in results)
+
+
+# --- the Lightning stage -------------------------------------------------------------------
+
+
+class SimulatedKill(Exception):
+    """A process killed mid-run (Lightning turns KeyboardInterrupt into SystemExit)."""
+
+
+def make_stage(bank_dir, steps=20, batch_size=3, shard_size=2, code=None, use_mask=True):
+    from lift.stages.inversion import InversionModule
+
+    return InversionModule(
+        generator=TinyGenerator(seed=0), distance=MSEDistance(), code=code or WPlusCode(),
+        schedule=ProjectorSchedule(steps=steps, lr=0.1, lr_rampup=0.05, lr_rampdown=0.25,
+                                   noise_strength=0.05, noise_ramp=0.75),
+        bank_dir=str(bank_dir), checkpoint=None, use_ema=True, mse_weight=1.0,
+        perceptual_weight=1.0, use_mask=use_mask, batch_size=batch_size, shard_size=shard_size,
+        early_stop=None, adam_betas=(0.9, 0.999), adam_eps=1e-8, w_stats_samples=1000, seed=0,
+    )
+
+
+def run_predict(module, num=6, loader_batch=4):
+    import lightning as L
+    from inversion_helpers import TinyTextureData
+
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        enable_checkpointing=False, enable_model_summary=False)
+    trainer.predict(module, datamodule=TinyTextureData(num=num, batch_size=loader_batch),
+                    return_predictions=False)
+    return module
+
+
+def test_stage_writes_a_complete_bank_under_inference_mode(tmp_path):
+    from lift.latent_bank import LatentBank
+
+    module = run_predict(make_stage(tmp_path / "bank"))
+    bank = LatentBank.open(tmp_path / "bank")
+    bank.check_complete()
+    assert bank.stems == [f"t{i:03d}" for i in range(6)]
+    assert sorted(module.shards_written) == [0, 1, 2]
+    assert (tmp_path / "bank" / "index.json").exists()
+    assert "WPlusCode" in (tmp_path / "bank" / "report.md").read_text()
+    records = bank.records()
+    assert all(r["steps"] == 20 and r["final_loss"] > 0 for r in records)
+    manifest = bank.manifest
+    assert manifest["config"]["code"] == "WPlusCode" and manifest["num_ws"] == 6
+    # the stored code reproduces the stored loss
+    from inversion_helpers import TinyTextures
+
+    data = TinyTextures(6)
+    gen = TinyGenerator(seed=0)
+    with torch.no_grad():
+        img = (gen.synthesis(bank.get("t004")[None], noise_mode="const") + 1) / 2
+    m = data.masks[4:5]
+    mse = (m * (img - data.images[4:5]).square()).sum() / (3 * m.sum())
+    assert float(mse) == pytest.approx(records[4]["mse"], rel=1e-4)
+
+
+def test_bank_resumes_after_a_crash_without_redoing_finished_shards(tmp_path, monkeypatch):
+    from lift.latent_bank import LatentBank, LatentBankWriter
+
+    reference = LatentBank.open(run_predict(make_stage(tmp_path / "ref")).bank_dir)
+    original = LatentBankWriter.write_shard
+    calls = []
+
+    def crash_on_second(self, k, *args, **kwargs):
+        calls.append(k)
+        if len(calls) == 2:
+            raise SimulatedKill("killed while writing a shard")
+        return original(self, k, *args, **kwargs)
+
+    monkeypatch.setattr(LatentBankWriter, "write_shard", crash_on_second)
+    with pytest.raises(SimulatedKill):
+        run_predict(make_stage(tmp_path / "bank"))
+    monkeypatch.setattr(LatentBankWriter, "write_shard", original)
+    partial = LatentBank.open(tmp_path / "bank")
+    assert len(partial.missing_shards()) == 2  # one shard made it, the killed one did not
+    first = (tmp_path / "bank" / "shard_00000.safetensors").read_bytes()
+    resumed = run_predict(make_stage(tmp_path / "bank"))
+    assert sorted(resumed.shards_written) == partial.missing_shards()
+    assert (tmp_path / "bank" / "shard_00000.safetensors").read_bytes() == first
+    bank = LatentBank.open(tmp_path / "bank")
+    bank.check_complete()
+    torch.testing.assert_close(bank.tensor(), reference.tensor(), atol=1e-5, rtol=0)
+    # a finished bank is not redone
+    assert run_predict(make_stage(tmp_path / "bank")).shards_written == []
+
+
+def test_resume_into_a_bank_of_another_generator_is_refused(tmp_path):
+    from lift.latent_bank import LatentBankError
+
+    run_predict(make_stage(tmp_path / "bank", steps=2))
+    module = make_stage(tmp_path / "bank", steps=2)
+    with torch.no_grad():
+        module.generator.synthesis.torgb.bias.add_(1.0)
+    with pytest.raises(LatentBankError, match="generator"):
+        run_predict(module)
+
+
+def test_stage_loads_ema_generator_from_a_prior_checkpoint(tmp_path):
+    from lift.inversion.checkpoint import load_generator_weights
+
+    raw, ema = TinyGenerator(seed=1), TinyGenerator(seed=2)
+    state = {f"generator.{k}": v for k, v in raw.state_dict().items()}
+    state |= {f"generator_ema.{k}": v for k, v in ema.state_dict().items()}
+    state["discriminator.w"] = torch.zeros(1)
+    torch.save({"state_dict": state, "hyper_parameters": {}}, tmp_path / "prior.ckpt")
+    for use_ema, src in ((True, ema), (False, raw)):
+        gen = load_generator_weights(TinyGenerator(seed=0), tmp_path / "prior.ckpt", ema=use_ema)
+        for k, v in gen.state_dict().items():
+            torch.testing.assert_close(v, src.state_dict()[k])
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        load_generator_weights(TinyGenerator(w_dim=4), tmp_path / "prior.ckpt", ema=True)
