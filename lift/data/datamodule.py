@@ -12,14 +12,18 @@ Config (LightningCLI)::
         resolution: 64
         batch_size: 8
 
-Under DDP, Lightning swaps in a DistributedSampler for every loader (train, val, test and
-predict), so each rank sees its share of the split.
+Under DDP each rank gets its share of a split: Lightning swaps a DistributedSampler into the
+train loader (padded to equal shares) and its unpadded sampler into the predict loader; the
+val and test loaders here use that unpadded sampler too, so evaluation sees every item of
+the split exactly once (Lightning's default would repeat items to even out the ranks).
 """
 
 from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.distributed as dist
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, default_collate
 
 from lift.data.dataset import TextureDataset
@@ -119,11 +123,17 @@ class TextureDataModule(L.LightningDataModule):
     def _loader(self, role: str, *, train: bool = False) -> DataLoader:
         if role not in self.datasets:
             self.setup({"train": "fit", "val": "validate"}.get(role, role))
+        dataset = self.datasets[role]
         generator = torch.Generator().manual_seed(self.seed) if train and self.shuffle else None
+        sampler = None
+        if role in ("val", "test") and dist.is_available() and dist.is_initialized():
+            # Each item once across ranks (metrics over a padded split would count repeats).
+            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
-            self.datasets[role],
+            dataset,
             batch_size=self.batch_size,
             shuffle=train and self.shuffle,
+            sampler=sampler,
             drop_last=train and self.drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
