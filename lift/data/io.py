@@ -215,9 +215,9 @@ def _decode(path: Path, ext: str) -> np.ndarray:
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 3 and arr.shape[2] == 3:
-        arr = arr[:, :, ::-1]  # OpenCV stores BGR
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)  # OpenCV stores BGR
     elif arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[:, :, [2, 1, 0, 3]]  # BGRA
+        arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
     return arr
 
 
@@ -264,8 +264,8 @@ def read_texture(
             "(textures are linear values in [0, 1]; rescale or clip the file)"
         )
     if out.ndim == 2:
-        out = out[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)))
+        return torch.from_numpy(out)[None]
+    return torch.from_numpy(out).permute(2, 0, 1).contiguous()
 
 
 # ----------------------------------------------------------------------------- writing
