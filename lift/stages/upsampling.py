@@ -19,9 +19,10 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
+import torchmetrics
 from torch import nn
 
-from lift.components import Metric, Upsampler
+from lift.components import Upsampler
 from lift.ema import ema_update
 from lift.stages.base import StageModule
 
@@ -36,8 +37,9 @@ class UpsamplingModule(StageModule):
         lr, weight_decay, betas: AdamW (ResShift: 5e-5, 0, (0.9, 0.999)).
         ema_decay: per-step EMA decay of the upsampler weights used for sampling (0.999).
         loss_weights: weights of the upsampler's loss terms ({"mse": 1.0}).
-        metrics: evaluation metrics on full textures (PSNR, SSIM, LPIPS, ...); each is copied
-            per split (val, test); None: no metrics.
+        metrics: evaluation metrics on full textures (lift ``Metric`` components: PSNR, SSIM,
+            LPIPSMetric, ...; any torchmetrics Metric works), logged as ``<split>/<name>``; each
+            is copied per split (val, test); None: no metrics.
         tile_size, tile_overlap: tiled sampling in val/test/predict (None: whole texture).
         num_inference_steps: reverse steps in val/test/predict (None: the upsampler's own).
         sample_seed: seeds the sampling noise of val/test/predict (per rank and batch).
@@ -55,7 +57,7 @@ class UpsamplingModule(StageModule):
         betas: tuple[float, float] = (0.9, 0.999),
         ema_decay: float = 0.999,
         loss_weights: dict[str, float] | None = None,
-        metrics: list[Metric] | None = None,
+        metrics: list[torchmetrics.Metric] | None = None,
         tile_size: int | None = None,
         tile_overlap: int = 32,
         num_inference_steps: int | None = None,
@@ -81,7 +83,7 @@ class UpsamplingModule(StageModule):
         self.predict_dir = predict_dir
 
     @staticmethod
-    def _metric_name(metric: Metric) -> str:
+    def _metric_name(metric: torchmetrics.Metric) -> str:
         return getattr(metric, "name", "") or type(metric).__name__.lower()
 
     @property
