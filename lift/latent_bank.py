@@ -173,11 +173,12 @@ class LatentBankWriter:
         stems: Sequence[str],
         w_plus: torch.Tensor,
         stats: Mapping[str, torch.Tensor],
+        rank: int = 0,
     ) -> Path:
         """Write shard ``k`` atomically; ``stems`` must be exactly the shard's stems.
 
         ``stats`` holds ``final_loss``, ``mse``, ``perceptual`` (float) and ``steps`` (int),
-        each ``[n]``.
+        each ``[n]``; ``rank`` (the writing process) is recorded in the shard's metadata.
         """
         expected = self.layout.shard_stems(k)
         order = sorted(range(len(stems)), key=lambda i: stems[i])
@@ -202,7 +203,8 @@ class LatentBankWriter:
             tensors[key] = value[idx].to(dtype).contiguous()
         path = self.root / shard_name(k)
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"stems": json.dumps(stems), "shard": str(k)})
+            save_file(tensors, str(tmp), metadata={"stems": json.dumps(stems), "shard": str(k),
+                                                    "rank": str(rank)})
         return path
 
     def write_index(self) -> None:
@@ -244,6 +246,7 @@ class LatentBank:
                 meta = fh.metadata() or {}
                 data: dict[str, Any] = {key: fh.get_tensor(key) for key in fh.keys()}
             data["stems"] = json.loads(meta["stems"])
+            data["rank"] = int(meta.get("rank", 0))
             shards[k] = data
         return cls(root, manifest, shards)
 
@@ -296,6 +299,10 @@ class LatentBank:
         if not parts:
             return torch.empty(0, self.num_ws, self.w_dim)
         return torch.cat(parts)
+
+    def shard_ranks(self) -> dict[int, int]:
+        """Which rank wrote each present shard."""
+        return {k: sh["rank"] for k, sh in self._shards.items()}
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per present texture: stem, shard, final_loss, mse, perceptual, steps."""

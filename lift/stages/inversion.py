@@ -232,6 +232,7 @@ class InversionModule(StageModule):
                      "mse": torch.tensor([r.mse for r in rows]),
                      "perceptual": torch.tensor([r.perceptual for r in rows]),
                      "steps": torch.tensor([r.steps for r in rows])},
+                    rank=self.trainer.global_rank,
                 )
                 self.shards_written.append(k)
                 log.info("rank %d wrote shard %d (%d textures)", self.trainer.global_rank, k,
