@@ -193,3 +193,14 @@ def test_check_folder_and_cli(tmp_path, capsys):
     assert main(["data", "check", str(root)]) == 0
     out = capsys.readouterr().out
     assert "problems: 1" in out and "studio/d.png" in out
+
+
+def test_skip_mode_removes_leaked_test_stems_from_train(tmp_path):
+    root = make_folder(tmp_path, splits={"paired_test": "b\n", "phone_train": "a\nb\nc\n",
+                                         "paired_train": "b\nc\n"})
+    with pytest.warns(UserWarning, match="skipping 2"):
+        src = FolderSource(str(root), on_error="skip")
+    assert src.splits()["paired_test"] == ["b"]  # the test split keeps its subject
+    assert src.splits()["phone_train"] == ["a", "c"]
+    assert src.splits()["paired_train"] == ["c"]
+    assert "paired_test" in src.skipped["phone_train/b"]

@@ -79,6 +79,11 @@ def test_resume_refuse_and_overwrite(tmp_path, tiny_profile, capsys):
     assert phone.read_bytes() != before
     assert_same_data(FolderSource(str(out)), SyntheticSource(tiny_profile, seed=1))
 
+    phone.write_bytes(phone.read_bytes()[:100])  # damaged outside lift: --overwrite redoes all
+    main(["data", "synth", "--out", str(out), "--profile", tiny_profile, "--seed", "1",
+          "--overwrite"])
+    assert "problems: none" in check_folder(str(out))
+
     other = tmp_path / "other"
     other.mkdir()
     (other / "mine.txt").write_text("keep")

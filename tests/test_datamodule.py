@@ -166,6 +166,10 @@ def test_jsonargparse_resolves_the_source_by_class_path(tmp_path):
         "init_args": {"root": str(tmp_path), "on_error": "skip"}}}})
     dm = parser.instantiate(cfg).data
     assert dm.source.on_error == "skip" and dm.source.splits()["phone_train"] == ["a"]
+    with pytest.raises(Exception, match="on_error"):
+        parser.parse_object({"data": {"source": {
+            "class_path": "lift.data.FolderSource",
+            "init_args": {"root": str(tmp_path), "on_error": "ignore"}}}})
 
 
 def test_lift_cli_print_config(capsys):

@@ -21,6 +21,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -155,7 +156,7 @@ class FolderSource(TextureSource):
             warning, and the reasons are kept in ``self.skipped``.
     """
 
-    def __init__(self, root: str, on_error: str = "raise"):
+    def __init__(self, root: str, on_error: Literal["raise", "skip"] = "raise"):
         super().__init__()
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")

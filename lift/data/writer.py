@@ -92,20 +92,7 @@ def _write_subject(out: Path, source: SyntheticSource, stem: str) -> int:
 
 
 def _prepare(out: Path, identity: dict, overwrite: bool) -> None:
-    manifest = out / MANIFEST
-    if manifest.is_file():
-        old = json.loads(manifest.read_text())
-        same = {k: old.get(k) for k in identity} == identity
-        if not same and not overwrite:
-            raise TextureError(
-                f"{manifest}: {out} holds synthetic profile {old.get('profile', {}).get('name')!r} "
-                f"seed {old.get('seed')} (or other generator parameters); pass --overwrite to "
-                "replace it, or choose another --out")
-        if same:
-            return  # resume
-    elif out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise TextureError(f"{out}: folder is not empty and has no {MANIFEST}; "
-                           "choose an empty --out or pass --overwrite")
+    """Refuse a folder holding something else; with ``overwrite`` clear what we own."""
     if overwrite:
         for name in _OWNED:  # only what this writer creates
             path = out / name
@@ -113,6 +100,18 @@ def _prepare(out: Path, identity: dict, overwrite: bool) -> None:
                 shutil.rmtree(path)
             elif path.exists():
                 path.unlink()
+        return
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        old = json.loads(manifest.read_text())
+        if {k: old.get(k) for k in identity} != identity:
+            raise TextureError(
+                f"{manifest}: {out} holds synthetic profile "
+                f"{old.get('profile', {}).get('name')!r} seed {old.get('seed')} (or other "
+                "generator parameters); pass --overwrite to replace it, or choose another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        raise TextureError(f"{out}: folder is not empty and has no {MANIFEST}; "
+                           "choose an empty --out or pass --overwrite")
 
 
 def write_synthetic_benchmark(out: str, profile: str, *, seed: int = 0,
