@@ -111,3 +111,15 @@ def test_quickstart_acceptance(tmp_path):
     out = tmp_path / "quickstart"
     assert main(["data", "synth", "--out", str(out), "--profile", "quickstart"]) == 0
     assert_same_data(FolderSource(str(out)), SyntheticSource("quickstart"))
+
+
+def test_parallel_writer_matches(tmp_path, tiny_profile):
+    from lift.data.writer import write_synthetic_benchmark
+
+    write_synthetic_benchmark(str(tmp_path / "one"), tiny_profile, progress=False)
+    write_synthetic_benchmark(str(tmp_path / "two"), tiny_profile, workers=2, progress=False)
+    one = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*.png"))
+    two = sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*.png"))
+    assert one == two and len(one) == 48
+    assert all((tmp_path / "one" / p).read_bytes() == (tmp_path / "two" / p).read_bytes()
+               for p in one)
