@@ -117,7 +117,9 @@ def test_ssim_rejects_tiny_images():
 
 
 @pytest.mark.parametrize(
-    "make", [PSNR, SSIM, lambda: PerceptualMetric(MeanAbs(), name="mean_abs")], ids=["psnr", "ssim", "perceptual"]
+    "make",
+    [PSNR, SSIM, lambda: PerceptualMetric(MeanAbs(), name="mean_abs")],
+    ids=["psnr", "ssim", "perceptual"],
 )
 def test_several_updates_equal_one_big_update(make):
     preds, target = smooth_images(6, size=24)
@@ -143,7 +145,9 @@ def test_unequal_batches_weigh_every_sample_equally():
     assert metric.compute().item() == pytest.approx(0.2, abs=1e-6)
 
 
-@pytest.mark.parametrize("make", [PSNR, SSIM, lambda: LPIPSMetric(MeanAbs())], ids=["psnr", "ssim", "lpips"])
+@pytest.mark.parametrize(
+    "make", [PSNR, SSIM, lambda: LPIPSMetric(MeanAbs())], ids=["psnr", "ssim", "lpips"]
+)
 def test_metrics_reject_bad_shapes(make):
     x = torch.rand(2, 3, 16, 16)
     with pytest.raises(ValueError, match=r"\[B,3,H,W\]"):

@@ -207,9 +207,8 @@ def fake_vgg16_features(tmp_path_factory):
     import torchvision
 
     torch.manual_seed(0)
-    state = {
-        k: v for k, v in torchvision.models.vgg16().state_dict().items() if k.startswith("features.")
-    }
+    full = torchvision.models.vgg16().state_dict()
+    state = {k: v for k, v in full.items() if k.startswith("features.")}
     path = tmp_path_factory.mktemp("weights") / "vgg16-397923af.pth"
     torch.save(state, path)
     return path

@@ -17,8 +17,9 @@ class SampleMean(Metric, abc.ABC):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        self.add_state("total", default=zero.clone(), dist_reduce_fx="sum")
+        self.add_state("count", default=zero.clone(), dist_reduce_fx="sum")
 
     def check_inputs(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         name = type(self).__name__
