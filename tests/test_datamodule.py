@@ -248,3 +248,11 @@ def test_ddp_shards_train_test_and_predict(tmp_path):
     # train: each rank 4 (padded) items, drop_last -> 2 batches of 2 per rank
     assert len(seen[0]["train"]) == len(seen[1]["train"]) == 4
     assert set(seen[0]["train"]) | set(seen[1]["train"]) <= stems
+
+
+def test_soft_masks_are_binarised_without_resize():
+    src = _paired(1, size=4)
+    src.textures["s0"]["mask"] = torch.tensor([0.0, 0.3, 0.5, 0.7, 1.0, 0.49, 0.51, 0.2]
+                                              * 2).view(1, 4, 4)
+    mask = TextureDataset(src, "phone_train")[0]["mask"]
+    assert mask.flatten().tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0] * 2

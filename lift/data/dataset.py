@@ -7,7 +7,8 @@ keys the split provides (``SPLIT_KEYS``). Optional steps, in order:
    uses ``F.interpolate(mode="area")`` (the mean of each factor×factor block: an exact box
    filter, no aliasing); any other down-sampling uses antialiased bilinear
    (``mode="bilinear", antialias=True``); up-sampling uses bilinear. Masks are resized the
-   same way and then binarised at 0.5 (a texel counts as seen when at least half of it was).
+   same way. Masks are then binarised at 0.5 (a texel counts as seen when at least half of
+   it was), with or without resizing.
 2. ``crop_size``: one crop window, the same for every key of the item (paired textures stay
    aligned): random when ``random_crop`` (training), else the centre.
 """
@@ -77,7 +78,9 @@ class TextureDataset(Dataset):
         self.keys = keys
         self.stems = list(source.splits()[split])
         if not self.stems:
-            raise TextureError(f"{source.describe()}: split {split} is empty")
+            raise TextureError(
+                f"{source.describe()}: split {split} is empty (a folder lists its stems in "
+                f"splits/{split}.txt; or do not request it, e.g. val_split: null)")
         if resolution is not None and resolution < 1:
             raise ValueError(f"resolution must be positive, got {resolution}")
         size = resolution
@@ -136,8 +139,8 @@ class TextureDataset(Dataset):
                     f"{self.split}")
             if self.resolution is not None:
                 tensor = resize_texture(tensor, self.resolution)
-                if key == "mask":
-                    tensor = (tensor >= 0.5).to(tensor.dtype)
+            if key == "mask":  # masks are {0, 1}, also when a file held soft values
+                tensor = (tensor >= 0.5).to(torch.float32)
             item[key] = tensor
         if self.crop_size is not None:
             shapes = {tuple(item[k].shape[1:]) for k in self.keys}

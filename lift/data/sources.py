@@ -32,7 +32,8 @@ class TextureSource(ABC):
     """A set of subjects ("stems") with phone/studio textures, masks and expressions.
 
     ``load`` returns float32 linear RGB ``[3,H,W]`` in [0, 1] for ``phone``/``studio`` and
-    ``[1,H,W]`` in {0, 1} for ``mask`` (all ones when the subject has no mask file).
+    ``[1,H,W]`` in [0, 1] for ``mask`` (all ones when the subject has no mask file;
+    :class:`~lift.data.TextureDataset` binarises it at 0.5).
     """
 
     #: "raise": a bad file is an error; "skip": it is left out, warned about and counted.
