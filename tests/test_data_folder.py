@@ -204,3 +204,15 @@ def test_skip_mode_removes_leaked_test_stems_from_train(tmp_path):
     assert src.splits()["phone_train"] == ["a", "c"]
     assert src.splits()["paired_train"] == ["c"]
     assert "paired_test" in src.skipped["phone_train/b"]
+
+
+def test_skip_mode_drops_a_stem_only_where_its_broken_file_is_needed(tmp_path):
+    root = make_folder(tmp_path, splits={"paired_train": "b\nc\n",
+                                         "phone_train": "a\nb\nc\nc\n"})  # c twice: warn only
+    write_texture(root / "masks" / "b.png", torch.zeros(1, 8, 6))  # non-square mask
+    with pytest.warns(UserWarning, match="listed twice"):
+        src = FolderSource(str(root), on_error="skip")
+    splits = src.splits()
+    assert splits["phone_train"] == ["a", "c"] and splits["paired_train"] == ["c"]
+    assert splits["studio_train"] == ["b", "c", "d"]  # b's studio texture is fine
+    assert set(src.skipped) == {"phone_train/b", "paired_train/b"}

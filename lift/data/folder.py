@@ -40,7 +40,8 @@ class Problem:
 
     message: str
     stem: str | None = None
-    split: str | None = None  # None: the stem is unusable in every split
+    split: str | None = None  # None: every split that needs `kind` (all, if kind is None)
+    kind: str | None = None  # the file kind concerned: phone, studio or mask
 
     def __str__(self) -> str:
         return self.message
@@ -65,22 +66,25 @@ class _Scan:
         for side, sub in EXPRESSION_DIRS.items():
             self.expr_files[side] = self._list_expressions(root / sub, side)
 
-    def _add(self, message: str, stem: str | None = None, split: str | None = None) -> None:
-        self.problems.append(Problem(message, stem, split))
+    def _add(self, message: str, stem: str | None = None, split: str | None = None,
+             kind: str | None = None) -> None:
+        self.problems.append(Problem(message, stem, split, kind))
 
-    def _header(self, path: Path, channels: int, stem: str,
-                split: str | None = None) -> TextureInfo | None:
+    def _header(self, path: Path, channels: int, stem: str, split: str | None = None,
+                kind: str | None = None) -> TextureInfo | None:
         try:
             info = texture_info(path)
         except TextureError as exc:
-            self._add(str(exc), stem, split)
+            self._add(str(exc), stem, split, kind)
             return None
         if info.channels != channels:
             want = "1 grey channel (mask)" if channels == 1 else "3 RGB channels"
-            self._add(f"{path}: has {info.channels} channel(s), expected {want}", stem, split)
+            self._add(f"{path}: has {info.channels} channel(s), expected {want}", stem, split,
+                      kind)
             return None
         if info.width != info.height:
-            self._add(f"{path}: texture is not square ({info.width}x{info.height})", stem, split)
+            self._add(f"{path}: texture is not square ({info.width}x{info.height})", stem, split,
+                      kind)
             return None
         self.info[path] = info
         return info
@@ -95,16 +99,17 @@ class _Scan:
             stem = path.stem
             if path.is_dir() or path.suffix.lower() not in TEXTURE_EXTENSIONS:
                 self._add(f"{path}: unsupported extension or not a file "
-                          f"(supported: {', '.join(TEXTURE_EXTENSIONS)})", stem)
+                          f"(supported: {', '.join(TEXTURE_EXTENSIONS)})", stem, kind=kind)
                 continue
             if stem in out:
                 self._add(f"{path}: stem {stem!r} has two {kind} files "
-                          f"({out[stem].name} and {path.name})", stem)
+                          f"({out[stem].name} and {path.name})", stem, kind=kind)
                 out[stem] = None  # ambiguous: unusable
                 continue
             out[stem] = path
         return {stem: p for stem, p in out.items()
-                if p is not None and self._header(p, KIND_CHANNELS[kind], stem) is not None}
+                if p is not None
+                and self._header(p, KIND_CHANNELS[kind], stem, kind=kind) is not None}
 
     def _list_expressions(self, folder: Path, side: str) -> dict[str, dict[str, Path]]:
         out: dict[str, dict[str, Path]] = {}
@@ -192,8 +197,7 @@ class FolderSource(TextureSource):
             if path.is_file():
                 stems, dups = _read_split_file(path)
                 for lineno, stem in dups:
-                    problems.append(Problem(f"{path}:{lineno}: stem {stem!r} listed twice", stem,
-                                            split))
+                    problems.append(Problem(f"{path}:{lineno}: stem {stem!r} listed twice"))
                 listed[split] = stems
                 self.split_sources[split] = f"splits/{split}.txt"
         phone, studio = set(self._files["phone"]), set(self._files["studio"])
@@ -221,11 +225,11 @@ class FolderSource(TextureSource):
         return str(self.root / src) if src != "default" else f"{self.root} (split {split})"
 
     def _check_splits(self, problems: list[Problem]) -> None:
-        bad = {p.stem for p in problems if p.split is None and p.stem is not None}
+        bad = {(p.stem, p.kind) for p in problems if p.split is None and p.stem is not None}
         for split in SPLITS:
             for stem in self._splits[split]:
                 for kind in SPLIT_KEYS[split]:
-                    if kind == "mask" or stem in bad:
+                    if kind == "mask" or (stem, kind) in bad:
                         continue  # masks are optional; unusable files were reported already
                     if stem not in self._files[kind]:
                         problems.append(Problem(
@@ -262,13 +266,13 @@ class FolderSource(TextureSource):
         for stem, mask in self._files["mask"].items():
             phone = self._files["phone"].get(stem)
             if phone is None:
-                if stem not in bad:
+                if (stem, "phone") not in bad:
                     problems.append(Problem(f"{mask}: mask without a phone/{stem}.* texture"))
             elif self._info[mask].size != self._info[phone].size:
                 m, p = self._info[mask], self._info[phone]
                 problems.append(Problem(
                     f"{mask}: mask size {m.width}x{m.height} differs from its phone texture "
-                    f"{phone.name} ({p.width}x{p.height})", stem))
+                    f"{phone.name} ({p.width}x{p.height})", stem, kind="mask"))
         for side in ("phone", "studio"):
             for stem, names in self._expr[side].items():
                 base = self._files[side].get(stem)
@@ -288,7 +292,10 @@ class FolderSource(TextureSource):
             if p.split == "expressions":
                 self.record_skip(f"expressions/{p.stem}", p.message)
                 continue
-            splits = SPLITS if p.split is None else (p.split,)
+            if p.split is not None:
+                splits = (p.split,)
+            else:
+                splits = [s for s in SPLITS if p.kind is None or p.kind in SPLIT_KEYS[s]]
             for split in splits:
                 if p.stem is not None and p.stem in self._splits[split]:
                     self._splits[split].remove(p.stem)
