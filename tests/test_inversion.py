@@ -240,3 +240,22 @@ def test_stage_loads_ema_generator_from_a_prior_checkpoint(tmp_path):
             torch.testing.assert_close(v, src.state_dict()[k])
     with pytest.raises(RuntimeError, match="size mismatch"):
         load_generator_weights(TinyGenerator(w_dim=4), tmp_path / "prior.ckpt", ema=True)
+
+
+def test_loads_generator_ema_from_a_prior_module_state_dict(tmp_path):
+    prior = pytest.importorskip("lift.stages.prior")
+    from lift_stylegan2.networks import Discriminator, Generator
+
+    from lift.inversion.checkpoint import load_generator_weights
+
+    narrow = dict(resolution=16, channel_base=64, channel_max=8)
+    module = prior.PriorModule(generator=Generator(z_dim=8, w_dim=8, mapping_layers=2, **narrow),
+                               discriminator=Discriminator(**narrow))
+    with torch.no_grad():
+        for p in module.generator_ema.parameters():
+            p.add_(0.5)
+    torch.save({"state_dict": module.state_dict()}, tmp_path / "last.ckpt")
+    gen = load_generator_weights(Generator(z_dim=8, w_dim=8, mapping_layers=2, **narrow),
+                                 tmp_path / "last.ckpt", ema=True)
+    for k, v in module.generator_ema.state_dict().items():
+        torch.testing.assert_close(gen.state_dict()[k], v)
