@@ -259,3 +259,27 @@ def test_loads_generator_ema_from_a_prior_module_state_dict(tmp_path):
                                  tmp_path / "last.ckpt", ema=True)
     for k, v in module.generator_ema.state_dict().items():
         torch.testing.assert_close(gen.state_dict()[k], v)
+
+
+def test_report_gives_psnr_and_perceptual_per_texture_and_w_vs_wplus_means(tmp_path):
+    import csv
+
+    from lift.inversion.report import main as report_main
+    from lift.inversion.report import psnr_from_mse
+
+    run_predict(make_stage(tmp_path / "wplus", steps=60))
+    run_predict(make_stage(tmp_path / "w", steps=60, code=WCode()))
+    assert report_main(["--bank", f"W+={tmp_path / 'wplus'}", "--bank", f"W={tmp_path / 'w'}",
+                        "--out", str(tmp_path / "report")]) == 0
+    rows = list(csv.DictReader((tmp_path / "report" / "report.csv").open()))
+    assert len(rows) == 12 and {r["space"] for r in rows} == {"W+", "W"}
+    from lift.latent_bank import LatentBank
+
+    rec = LatentBank.open(tmp_path / "wplus").records()[0]
+    row = next(r for r in rows if r["space"] == "W+" and r["stem"] == rec["stem"])
+    assert float(row["psnr"]) == pytest.approx(psnr_from_mse(rec["mse"]), abs=1e-3)
+    assert psnr_from_mse(0.01) == pytest.approx(20.0)
+    mean = {s: sum(float(r["psnr"]) for r in rows if r["space"] == s) / 6 for s in ("W+", "W")}
+    assert mean["W+"] > mean["W"]  # W+ reconstructs better on a fixed generator
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| W+ | 6 |" in text and "| W | 6 |" in text
