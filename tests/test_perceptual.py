@@ -259,7 +259,7 @@ def test_lpips_rejects_a_file_that_is_not_the_backbone(tmp_path):
         LPIPS("vgg", weights=str(path))
 
 
-def test_dists_without_weights_names_the_files(no_weights_anywhere, fake_vgg16_features):
+def test_dists_without_weights_names_the_files(no_weights_anywhere):
     with pytest.raises(WeightsNotFoundError, match="dists_weights.pt"):
         DISTS()
     dists_file = no_weights_anywhere / "dists_weights.pt"
