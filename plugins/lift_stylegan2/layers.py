@@ -326,7 +326,8 @@ class MinibatchStdDev(nn.Module):
     """Appends the per-group standard deviation of features as extra channels (ProGAN Sect. 3).
 
     Groups are formed across the batch by stride (sample i joins group i mod N/G), as in the
-    reference; N must be divisible by min(group_size, N).
+    reference. G is min(group_size, N); where N is not a multiple of it (an uneven last
+    validation batch; the reference would fail) G is the largest divisor of N below it.
     """
 
     def __init__(self, group_size: int = 4, num_channels: int = 1):
@@ -337,8 +338,9 @@ class MinibatchStdDev(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         g = min(self.group_size, n)
+        while n % g:
+            g -= 1
         f = self.num_channels
-        assert n % g == 0, f"batch {n} is not divisible by the mbstd group size {g}"
         assert c % f == 0, (c, f)
         y = x.reshape(g, n // g, f, c // f, h, w)
         y = y - y.mean(dim=0)
