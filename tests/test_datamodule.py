@@ -42,7 +42,7 @@ def _paired(n: int = 5, size: int = 16) -> DictSource:
                              "mask": (phone[:1] > 0.5).float()}
     stems = list(textures)
     return DictSource(textures, {"phone_train": stems, "paired_train": stems,
-                                 "paired_test": stems[:2]})
+                                 "paired_test": stems[:2], "unpaired_test": stems[:5]})
 
 
 def test_area_downsampling_is_the_block_mean():
@@ -221,6 +221,12 @@ DDP_SCRIPT = textwrap.dedent("""
     trainer.fit(model, dm)
     trainer.test(model, dm, verbose=False)
     trainer.predict(model, dm)
+    seen = model.seen["test"]
+    model.seen["test"] = []
+    dm.test_split = "unpaired_test"  # 5 items, batch 2: ranks would run 2 and 1 batches
+    dm.datasets.pop("test")
+    trainer.test(model, dm, verbose=False)
+    model.seen["test5"], model.seen["test"] = model.seen["test"], seen
     with open(os.path.join(os.environ["OUT"], f"rank{trainer.global_rank}.json"), "w") as f:
         json.dump(model.seen, f)
     torch.distributed.destroy_process_group()
@@ -245,6 +251,9 @@ def test_ddp_shards_train_test_and_predict(tmp_path):
         # Lightning shards evaluation loaders without padding: every item exactly once.
         a, b = seen[0][phase], seen[1][phase]
         assert sorted(a + b) == sorted(stems)
+    # uneven batch counts: Lightning's padded sampler keeps the ranks in step (s0 twice)
+    assert len(seen[0]["test5"]) == len(seen[1]["test5"]) == 3
+    assert sorted(seen[0]["test5"] + seen[1]["test5"]) == ["s0", "s0", "s1", "s2", "s3", "s4"]
     # train: each rank 4 (padded) items, drop_last -> 2 batches of 2 per rank
     assert len(seen[0]["train"]) == len(seen[1]["train"]) == 4
     assert set(seen[0]["train"]) | set(seen[1]["train"]) <= stems

@@ -13,9 +13,10 @@ Config (LightningCLI)::
         batch_size: 8
 
 Under DDP each rank gets its share of a split: Lightning swaps a DistributedSampler into the
-train loader (padded to equal shares) and its unpadded sampler into the predict loader; the
-val and test loaders here use that unpadded sampler too, so evaluation sees every item of
-the split exactly once (Lightning's default would repeat items to even out the ranks).
+train loader (padded to equal shares) and its unpadded sampler into the predict loader. The
+val and test loaders here use the unpadded sampler too whenever every rank then runs the
+same number of batches, so evaluation sees every item exactly once; otherwise they keep
+Lightning's padded sampler (a few items counted twice) so that the ranks stay in step.
 """
 
 from __future__ import annotations
@@ -127,8 +128,13 @@ class TextureDataModule(L.LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed) if train and self.shuffle else None
         sampler = None
         if role in ("val", "test") and dist.is_available() and dist.is_initialized():
-            # Each item once across ranks (metrics over a padded split would count repeats).
-            sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
+            # Each item once across ranks (metrics over a padded split would count repeats),
+            # but only while every rank runs the same number of steps: a rank with fewer
+            # would leave the others waiting in per-step collectives (sync_dist, all_gather).
+            world, n, bs = dist.get_world_size(), len(dataset), self.batch_size
+            fewest, most = n // world, -(-n // world)
+            if fewest > 0 and -(-fewest // bs) == -(-most // bs):
+                sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
