@@ -54,7 +54,9 @@ def _identity(source: SyntheticSource) -> dict:
 
 
 def _pngs(folder: Path) -> int:
-    return sum(1 for p in folder.glob("*.png") if not p.name.startswith(".")) if folder.is_dir() else 0
+    if not folder.is_dir():
+        return 0
+    return sum(1 for p in folder.glob("*.png") if not p.name.startswith("."))
 
 
 def _complete(out: Path, stem: str, has_phone: bool, has_studio: bool, n_expr: int) -> bool:
