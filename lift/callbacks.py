@@ -40,11 +40,13 @@ class ImageGridLogger(pl.Callback):
         self.max_items = max_items
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # trainer.log_dir broadcasts across ranks when there is no logger: read it on every
+        # rank before returning early on the others, or rank 0 waits forever.
+        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         images = getattr(pl_module, "validation_images", None)
         if not images or not trainer.is_global_zero or trainer.sanity_checking:
             return
         grid = image_rows(images, self.max_items)
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         stage = getattr(pl_module, "stage", "stage") or "stage"
         with atomic_path(log_dir / "images" / f"{stage}_step{trainer.global_step:07d}.png") as tmp:
             save_image(grid, tmp)

@@ -116,6 +116,10 @@ def data_command(argv: Sequence[str]) -> int:
     p_synth.add_argument(
         "--overwrite", action="store_true", help="replace an existing benchmark in --out"
     )
+    p_synth.add_argument(
+        "--workers", type=int, default=1,
+        help="writer processes (output is identical for any number; default: 1)",
+    )
     p_check = sub.add_parser(
         "check", help="validate a texture folder and print its splits",
         description="Read every texture of a folder dataset once and report problems.",
@@ -126,12 +130,14 @@ def data_command(argv: Sequence[str]) -> int:
     if args.action == "synth":
         from lift.data.writer import write_synthetic_benchmark
 
-        write_synthetic_benchmark(args.out, args.profile, seed=args.seed, overwrite=args.overwrite)
+        write_synthetic_benchmark(args.out, args.profile, seed=args.seed,
+                                  overwrite=args.overwrite, workers=args.workers)
         return 0
     from lift.data.folder import check_folder
 
-    print(check_folder(args.root))
-    return 0
+    report = check_folder(args.root)
+    print(report)
+    return 0 if report.rstrip().endswith("problems: none (ok)") else 1
 
 
 def _lightning_main(argv: list[str]) -> int:

@@ -118,3 +118,10 @@ def test_overlay_changes_only_its_keys(overlay, capsys):
     swapped = {k.rsplit(".class_path", 1)[0] for k in overlay_keys if k.endswith("class_path")}
     stray = {k for k in diff - overlay_keys if not any(k.startswith(s + ".") for s in swapped)}
     assert not stray, f"{overlay} changed keys it does not hold: {sorted(stray)}"
+
+
+def test_data_check_exits_nonzero_on_a_broken_folder(tmp_path, capsys):
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "s1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert main(["data", "check", str(tmp_path)]) == 1
+    assert "s1.png" in capsys.readouterr().out
