@@ -132,42 +132,8 @@ def run_throughput_subprocess(args, glibc: bool) -> dict:
     return {int(k): v for k, v in json.loads(proc.stdout.split("@@")[1]).items()}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default=None, help="prior-stage checkpoint (else random G)")
-    ap.add_argument("--textures", type=int, default=64)
-    ap.add_argument("--reference-subset", type=int, default=8)
-    ap.add_argument("--batch", type=int, default=None, help="fast run's batch (default: config)")
-    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
-    ap.add_argument("--throughput-steps", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--reference-steps", type=int, default=1000, help="smoke tests only")
-    ap.add_argument("--fast-steps", type=int, default=None, help="override the config's steps")
-    ap.add_argument("--phase", choices=["all", "throughput"], default="all")
-    ap.add_argument("--skip-glibc-comparison", action="store_true")
-    ap.add_argument("--out", default=None, help="write the figures as JSON here")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-
-    if args.phase == "throughput":
-        print("@@" + json.dumps(throughput(args)))
-        return
-
-    print(f"torch {torch.__version__}, {args.threads} threads, GLIBC_TUNABLES "
-          f"{'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'} in the main process, "
-          f"generator: {args.checkpoint or 'RANDOM INIT (no --checkpoint)'}", flush=True)
-    results: dict = {"checkpoint": args.checkpoint, "threads": args.threads,
-                     "glibc_tunables_main": bool(os.environ.get("GLIBC_TUNABLES"))}
-    settings = [True] if args.skip_glibc_comparison else [False, True]
-    results["throughput"] = {}
-    for glibc in settings:
-        print(f"throughput, GLIBC_TUNABLES {'set' if glibc else 'unset'}:", flush=True)
-        results["throughput"]["glibc" if glibc else "default"] = run_throughput_subprocess(args, glibc)
-
-    gen, objective, fast_schedule, reference, early, cfg = build(args.checkpoint,
-                                                                 args.reference_steps)
-    stems, images, masks = held_out_textures(args.textures, gen.resolution)
-    k = args.reference_subset
+def _reference(args, gen, objective, reference, cfg, stems, images, masks, k):
+    """Batch-1 step time of the reference schedule, and its quality on ``k`` textures."""
     batch1 = make_inverter(gen, objective, reference, 1, None, cfg)
     batch1.w_stats  # noqa: B018
     batch1.add(stems[:1], images[:1], masks[:1])
@@ -187,6 +153,66 @@ def main() -> None:
     print(f"reference quality on {k} textures ({reference.steps} steps, computed batched in {w_ref:.0f} s): "
           f"mean loss {ref_loss:.4f}, mse {sum(r.mse for r in ref_results) / k:.5f}, "
           f"perceptual {sum(r.perceptual for r in ref_results) / k:.4f}", flush=True)
+    return ref_step, ref_step_cpu, ref_time, ref_cpu, ref_loss, [r.loss for r in ref_results]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=None, help="prior-stage checkpoint (else random G)")
+    ap.add_argument("--textures", type=int, default=64)
+    ap.add_argument("--reference-subset", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=None, help="fast run's batch (default: config)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 64])
+    ap.add_argument("--throughput-steps", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reference-steps", type=int, default=1000, help="smoke tests only")
+    ap.add_argument("--fast-steps", type=int, default=None, help="override the config's steps")
+    ap.add_argument("--phase", choices=["all", "throughput"], default="all")
+    ap.add_argument("--skip-glibc-comparison", action="store_true")
+    ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    ap.add_argument("--reuse-reference", default=None, metavar="JSON",
+                    help="take throughput and reference figures from an earlier --out file "
+                    "(same checkpoint, textures and threads) and run only the fast inverter")
+    ap.add_argument("--early-stop", type=float, nargs=3, default=None,
+                    metavar=("PATIENCE", "REL_TOL", "MIN_STEPS"),
+                    help="override the config's early stopping with a PlateauStop")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.phase == "throughput":
+        print("@@" + json.dumps(throughput(args)))
+        return
+
+    print(f"torch {torch.__version__}, {args.threads} threads, GLIBC_TUNABLES "
+          f"{'set' if os.environ.get('GLIBC_TUNABLES') else 'unset'} in the main process, "
+          f"generator: {args.checkpoint or 'RANDOM INIT (no --checkpoint)'}", flush=True)
+    results: dict = {"checkpoint": args.checkpoint, "threads": args.threads,
+                     "glibc_tunables_main": bool(os.environ.get("GLIBC_TUNABLES"))}
+    previous = json.loads(Path(args.reuse_reference).read_text()) if args.reuse_reference else None
+    settings = [True] if args.skip_glibc_comparison else [False, True]
+    results["throughput"] = {} if previous is None else previous["throughput"]
+    for glibc in settings if previous is None else []:
+        print(f"throughput, GLIBC_TUNABLES {'set' if glibc else 'unset'}:", flush=True)
+        results["throughput"]["glibc" if glibc else "default"] = run_throughput_subprocess(args, glibc)
+
+    gen, objective, fast_schedule, reference, early, cfg = build(args.checkpoint,
+                                                                 args.reference_steps)
+    stems, images, masks = held_out_textures(args.textures, gen.resolution)
+    k = args.reference_subset
+    if previous is not None:
+        ref = previous["reference"]
+        ref_step, ref_step_cpu, ref_loss = ref["step_s"], ref["step_cpu_s"], ref["mean_loss"]
+        ref_time, ref_cpu, ref_losses, k = ref["time_s"], ref["cpu_s"], ref["losses"], ref["subset"]
+        print(f"reference (from {args.reuse_reference}): {ref_time:.0f} s wall, {ref_cpu:.0f} s "
+              f"CPU, mean loss {ref_loss:.4f} on {k} textures", flush=True)
+    else:
+        ref_step, ref_step_cpu, ref_time, ref_cpu, ref_loss, ref_losses = _reference(
+            args, gen, objective, reference, cfg, stems, images, masks, k)
+    if args.early_stop:
+        from lift.inversion.stopping import PlateauStop
+
+        patience, rel_tol, min_steps = args.early_stop
+        early = PlateauStop(int(patience), rel_tol, int(min_steps))
 
     if args.fast_steps:
         from lift.inversion.schedule import ProjectorSchedule
@@ -212,8 +238,10 @@ def main() -> None:
     results.update(
         reference={"step_s": ref_step, "step_cpu_s": ref_step_cpu, "time_s": ref_time,
                    "cpu_s": ref_cpu, "subset": k, "mean_loss": ref_loss,
-                   "losses": [r.loss for r in ref_results]},
-        fast={"batch": batch, "steps": fast_schedule.steps, "early_stop": early is not None,
+                   "losses": ref_losses},
+        fast={"batch": batch, "steps": fast_schedule.steps,
+              "early_stop": None if early is None else [early.patience, early.rel_tol,
+                                                        early.min_steps],
               "wall_s": w_fast, "cpu_s": c_fast, "mean_steps": mean_steps,
               "mean_loss_subset": sub_loss, "mean_loss_all": all_loss,
               "losses": [r.loss for r in fast_results]},
