@@ -235,13 +235,32 @@ def test_cli_resume_from_last_checkpoint(tmp_path):
     assert second["state_dict"]["pl_mean"] != 0
 
 
+class RankConsistency(pl.Callback):
+    """Used by the DDP test (imported by class_path in the ranks): fails the run unless every
+    rank ends with the same weights, i.e. the module's gradient averaging works."""
+
+    def on_train_end(self, trainer, pl_module):
+        import torch.distributed as dist
+
+        flat = torch.cat([p.detach().flatten() for p in pl_module.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, flat)
+        if not all(torch.equal(gathered[0], g) for g in gathered[1:]):
+            raise AssertionError("DDP ranks hold different weights after training")
+
+
 @pytest.mark.ddp
 def test_ddp_two_cpu_processes(tmp_path):
     ckpt_dir = tmp_path / "ckpt"
     # ImageGridLogger reads trainer.log_dir (a collective broadcast) on rank 0 only, which
     # deadlocks under DDP (a core callback issue, reported); this test runs without it.
     overlay = _overlay(tmp_path, image_grid=False)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    data = yaml.safe_load(overlay.read_text())
+    data["trainer"]["callbacks"].append({"class_path": "test_prior_stage.RankConsistency"})
+    overlay.write_text(yaml.safe_dump(data))
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).parent),
+                                           os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "lift.cli", "fit", "--config", str(QUICKSTART),
            "--config", str(overlay), "--config", str(ROOT / "configs/trainer/ddp_cpu.yaml"),
            "--trainer.max_steps=10", f"--trainer.default_root_dir={tmp_path}",
