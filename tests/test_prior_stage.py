@@ -27,7 +27,7 @@ TINY_NET = dict(resolution=16, channel_base=128, channel_max=16)
 # Overlay that shrinks the quickstart config to seconds (same keys, tiny values).
 TINY_OVERLAY = {
     "trainer": {"limit_val_batches": 1, "log_every_n_steps": 1, "enable_progress_bar": False,
-                "check_val_every_n_epoch": 1, "limit_train_batches": 3},
+                "check_val_every_n_epoch": 1, "limit_train_batches": 2},
     "model": {"init_args": {
         "generator": {"init_args": {"z_dim": 16, "w_dim": 16, "mapping_layers": 2,
                                     **TINY_NET}},
@@ -214,24 +214,24 @@ def test_cli_resume_from_last_checkpoint(tmp_path):
     overlay = _overlay(tmp_path)
     common = ["fit", "--config", str(QUICKSTART), "--config", str(overlay),
               ]
-    # 3 iterations with intervals 2: steps 2+1+1 | 2 | 2+1+1 = 10.
-    assert main([*common, "--trainer.max_steps=10", f"--trainer.default_root_dir={tmp_path / 'a'}",
+    # 2 iterations (one epoch) with intervals 2: steps 2+1+1 | 2 = 6.
+    assert main([*common, "--trainer.max_steps=6", f"--trainer.default_root_dir={tmp_path / 'a'}",
                  "--trainer.logger=false"]) == 0
     first = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
-    assert first["global_step"] == 10
-    assert int(first["state_dict"]["iteration"]) == 3
+    assert first["global_step"] == 6
+    assert int(first["state_dict"]["iteration"]) == 2
     assert len(first["optimizer_states"]) == 2
     for prefix in ("generator.", "generator_ema.", "discriminator."):
         assert any(k.startswith(prefix) for k in first["state_dict"]), prefix
     images = list((tmp_path / "a").rglob("images/prior_step*.png"))
     assert images, "ImageGridLogger wrote no grid"
-    assert main([*common, "--trainer.max_steps=18", f"--trainer.default_root_dir={tmp_path / 'b'}",
+    assert main([*common, "--trainer.max_steps=12", f"--trainer.default_root_dir={tmp_path / 'b'}",
                  "--trainer.logger=false", "--ckpt_path=last"]) == 0
     second = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
-    # Resumed at iteration 3 (not from scratch): 3 more iterations (2 + 4 + 2 steps).
-    assert second["global_step"] == 18
-    assert int(second["state_dict"]["iteration"]) == 6
-    assert int(second["state_dict"]["seen_images"]) == 6 * 4
+    # Resumed at iteration 2 (not from scratch): 2 more iterations (4 + 2 steps).
+    assert second["global_step"] == 12
+    assert int(second["state_dict"]["iteration"]) == 4
+    assert int(second["state_dict"]["seen_images"]) == 4 * 4
     assert second["state_dict"]["pl_mean"] != 0
 
 
@@ -263,15 +263,15 @@ def test_ddp_two_cpu_processes(tmp_path):
                                            os.environ.get("PYTHONPATH", "")]))
     cmd = [sys.executable, "-m", "lift.cli", "fit", "--config", str(QUICKSTART),
            "--config", str(overlay), "--config", str(ROOT / "configs/trainer/ddp_cpu.yaml"),
-           "--trainer.max_steps=10", f"--trainer.default_root_dir={tmp_path}",
+           "--trainer.max_steps=6", f"--trainer.default_root_dir={tmp_path}",
            "--trainer.logger=false"]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
-    assert int(ckpt["state_dict"]["iteration"]) == 3
+    assert int(ckpt["state_dict"]["iteration"]) == 2
     # Images are counted over both ranks.
-    assert int(ckpt["state_dict"]["seen_images"]) == 3 * 4 * 2
+    assert int(ckpt["state_dict"]["seen_images"]) == 2 * 4 * 2
 
 
 # --- overfit: a tiny prior learns a handful of textures ------------------------------------------
