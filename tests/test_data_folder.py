@@ -189,8 +189,10 @@ def test_check_folder_and_cli(tmp_path, capsys):
     assert "phone_train" in report and "problems: none" in report
     assert "png uint16" in report and "png uint8" in report
     path = root / "studio" / "d.png"
+    assert main(["data", "check", str(root)]) == 0  # a clean folder passes
+    capsys.readouterr()
     path.write_bytes(path.read_bytes()[:60])
-    assert main(["data", "check", str(root)]) == 0
+    assert main(["data", "check", str(root)]) == 1  # a problem fails the command
     out = capsys.readouterr().out
     assert "problems: 1" in out and "studio/d.png" in out
 
