@@ -178,6 +178,12 @@ class PriorModule(StageModule):
             images = self.augment(images)
         return self.discriminator(images)
 
+    def _log_now(self) -> bool:
+        """Lightning writes step metrics every ``log_every_n_steps`` batches; calling
+        ``self.log`` in between only costs time (a visible share for small networks)."""
+        every = self.trainer.log_every_n_steps
+        return every > 0 and (int(self.iteration) + 1) % every == 0
+
     def _world_size(self) -> int:
         return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
@@ -213,6 +219,7 @@ class PriorModule(StageModule):
         reals = self._reals(batch)
         n = reals.shape[0]
         it = int(self.iteration)
+        log = self._log_now()
         g, d = self.generator, self.discriminator
 
         # 1. G main: non-saturating logistic loss.
@@ -220,7 +227,8 @@ class PriorModule(StageModule):
         d.requires_grad_(False)
         fakes, ws = self.generate(n)
         terms = {"adv": losses.g_nonsaturating_loss(self.discriminate(fakes))}
-        loss = self.weighted_loss("generator", terms, batch, {"fakes": fakes, "ws": ws})
+        loss = self.weighted_loss("generator", terms, batch, {"fakes": fakes, "ws": ws},
+                                  log=log)
         self._step(loss, opt_g, g)
 
         # 2. G reg: lazy path-length regularisation (StyleGAN2 Eq. 4).
@@ -230,9 +238,11 @@ class PriorModule(StageModule):
                                                              self.pl_decay)
             self.pl_mean.copy_(pl_mean)
             terms = {"path_length": penalty * self.pl_weight}
-            loss = self.weighted_loss("generator_reg", terms, batch, {"fakes": fakes, "ws": ws})
+            loss = self.weighted_loss("generator_reg", terms, batch, {"fakes": fakes, "ws": ws},
+                                      log=log)
             self._step(loss * self.pl_interval, opt_g, g)
-            self.log("train/pl_mean", self.pl_mean, on_step=True)
+            if log:
+                self.log("train/pl_mean", self.pl_mean, on_step=True)
 
         # 3. D main: logistic loss on reals and (frozen-G) fakes.
         g.requires_grad_(False)
@@ -244,17 +254,19 @@ class PriorModule(StageModule):
         terms = {"adv": losses.d_logistic_loss(real_logits, fake_logits)}
         loss = self.weighted_loss("discriminator", terms, batch,
                                   {"fakes": fakes, "real_logits": real_logits,
-                                   "fake_logits": fake_logits})
+                                   "fake_logits": fake_logits}, log=log)
         self._step(loss, opt_d, d)
-        self.log("train/d_real_logit", real_logits.detach().mean(), on_step=True)
-        self.log("train/d_fake_logit", fake_logits.detach().mean(), on_step=True)
+        if log:
+            self.log("train/d_real_logit", real_logits.detach().mean(), on_step=True)
+            self.log("train/d_fake_logit", fake_logits.detach().mean(), on_step=True)
 
         # 4. D reg: lazy R1 on reals (the paper's Eq. 7).
         if self.r1_active and it % self.r1_interval == 0:
             reals_grad = reals.detach().requires_grad_(True)
             logits = self.discriminate(reals_grad)
             terms = {"r1": losses.d_r1_penalty(logits, reals_grad, self.r1_gamma)}
-            loss = self.weighted_loss("discriminator_reg", terms, batch, {"real_logits": logits})
+            loss = self.weighted_loss("discriminator_reg", terms, batch, {"real_logits": logits},
+                                      log=log)
             self._step(loss * self.r1_interval, opt_d, d)
         g.requires_grad_(True)
 
@@ -266,7 +278,8 @@ class PriorModule(StageModule):
         if self.ema_rampup is not None:
             half_life = min(half_life, float(self.seen_images) * self.ema_rampup)
         ema_update(self.generator_ema, g, beta_from_half_life(half_life, batch_total))
-        self.log("train/kimg", float(self.seen_images) / 1000, on_step=True)
+        if log:
+            self.log("train/kimg", float(self.seen_images) / 1000, on_step=True)
 
     def configure_optimizers(self):
         def adam(params, interval: int, lazy: bool):
