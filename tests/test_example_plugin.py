@@ -4,6 +4,7 @@ in `lift plugins`, resolves by short class name in a config, and trains."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -18,9 +19,11 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "lift-exam
 def installed_example(tmp_path_factory) -> Path:
     """pip-install the example into a throw-away folder (never into the environment)."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / EXAMPLE.name
+    shutil.copytree(EXAMPLE, source)  # building writes build/ and egg-info beside the sources
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(EXAMPLE)],
+         "--no-index", "--target", str(target), str(source)],
         check=True, capture_output=True, timeout=300,
     )
     assert list(target.glob("lift_example_translator-*.dist-info"))

@@ -1,1 +1,0 @@
-"""A worked example of a third-party lift plugin (see docs/plugins.md)."""
