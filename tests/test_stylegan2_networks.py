@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import pytest
 import torch
@@ -174,17 +176,18 @@ def test_fir_resampling_keeps_constants_and_sizes():
 
 def test_resampling_convolutions_equal_filter_then_conv():
     # Up: transposed conv + FIR == FIR upsampling (zero-extended, uncropped) then a valid 3x3
-    # correlation. Down: FIR + strided conv == FIR low-pass, valid correlation, subsampling.
+    # true convolution (correlation with the flipped kernel, the reference's orientation).
+    # Down: FIR + strided conv == FIR low-pass, valid correlation, subsampling.
     torch.manual_seed(0)
     f = make_fir_filter([1, 3, 3, 1]).double()
     x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
     w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
     upsampled = upfirdn2d(x, f, up=2, padding=(3, 2, 3, 2), gain=4.0)  # 2n + 2 samples
-    expected = F.conv2d(upsampled, w)
+    expected = F.conv2d(upsampled, w.flip([2, 3]))
     assert expected.shape[-1] == 10
     torch.testing.assert_close(conv2d_resample(x, w, f, up=2), expected)
     # Away from the border this is FIR upsampling followed by a same-size convolution.
-    same = F.conv2d(upsample2d(x, f), w, padding=1)
+    same = F.conv2d(upsample2d(x, f), w.flip([2, 3]), padding=1)
     torch.testing.assert_close(conv2d_resample(x, w, f, up=2)[..., 1:-1, 1:-1],
                                same[..., 1:-1, 1:-1])
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
@@ -257,3 +260,68 @@ def test_parameters_up_to_resolution():
     high = {id(p) for b in g.synthesis.blocks[2:] for p in b.parameters()}
     assert low.isdisjoint(high)
     assert g.synthesis.ws_resolutions == [4, 8, 8, 16, 16, 32, 32, 32]
+
+
+# --- numerical parity with the official networks (opt-in) ----------------------------------------
+
+NVLABS_ENV = "LIFT_STYLEGAN2_ADA_PYTORCH"  # path of a stylegan2-ada-pytorch checkout
+
+
+def _official_name_to_ours(name: str, resolution: int, generator: bool) -> str:
+    """Official parameter names -> ours (the values load unchanged)."""
+    if generator:
+        if name.startswith("mapping.fc"):
+            i, rest = name[len("mapping.fc"):].split(".", 1)
+            return f"mapping.layers.{i}.{rest}"
+        res, rest = name[len("synthesis.b"):].split(".", 1)
+        return f"synthesis.blocks.{int(math.log2(int(res))) - 2}.{rest}"
+    res, rest = name[1:].split(".", 1)
+    if res == "4":  # epilogue: b4.conv / b4.fc / b4.out
+        return rest
+    return f"blocks.{int(math.log2(resolution)) - int(math.log2(int(res)))}.{rest}"
+
+
+@pytest.mark.skipif(not os.environ.get(NVLABS_ENV), reason=f"set {NVLABS_ENV} to a checkout")
+def test_outputs_match_official_networks():
+    # Same weights -> same mapping, synthesis and discriminator outputs as NVlabs'
+    # stylegan2-ada-pytorch (its pure-PyTorch reference ops on CPU, fp32, no clamping).
+    # Checked here: mapping and D bit-identical, synthesis within 1e-5.
+    sys.path.insert(0, os.environ[NVLABS_ENV])
+    try:
+        from training import networks as official
+    finally:
+        sys.path.pop(0)
+    r, zd, base, cmax = 32, 64, 1024, 128
+    torch.manual_seed(0)
+    ref_g = official.Generator(
+        z_dim=zd, c_dim=0, w_dim=zd, img_resolution=r, img_channels=3,
+        mapping_kwargs=dict(num_layers=8),
+        synthesis_kwargs=dict(channel_base=base, channel_max=cmax, num_fp16_res=0,
+                              conv_clamp=None)).eval()
+    ref_d = official.Discriminator(c_dim=0, img_resolution=r, img_channels=3, channel_base=base,
+                                   channel_max=cmax, num_fp16_res=0, conv_clamp=None).eval()
+    g = Generator(z_dim=zd, w_dim=zd, resolution=r, channel_base=base, channel_max=cmax).eval()
+    d = Discriminator(resolution=r, channel_base=base, channel_max=cmax).eval()
+    with torch.no_grad():
+        for p in ref_g.parameters():
+            if p.ndim == 0:  # noise strengths start at 0: make the noise path count
+                p.fill_(0.3)
+        ref_g.mapping.w_avg.normal_(0, 0.1)
+    for ref, ours, is_g in ((ref_g, g, True), (ref_d, d, False)):
+        state = ours.state_dict()
+        for name, value in ref.state_dict().items():
+            if name.endswith("resample_filter"):
+                continue
+            key = "mapping.w_avg" if name == "mapping.w_avg" else \
+                _official_name_to_ours(name, r, is_g)
+            assert state[key].shape == value.shape, name
+            state[key] = value
+        ours.load_state_dict(state)
+    z = torch.randn(4, zd)
+    with torch.no_grad():
+        ws_ref = ref_g.mapping(z, None, truncation_psi=0.7)
+        torch.testing.assert_close(g.mapping(z, truncation_psi=0.7), ws_ref)
+        img_ref = ref_g.synthesis(ws_ref, noise_mode="const", force_fp32=True)
+        torch.testing.assert_close(g.synthesis(ws_ref, noise_mode="const"), img_ref,
+                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(d(img_ref), ref_d(img_ref, None))

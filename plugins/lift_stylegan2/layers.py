@@ -108,9 +108,10 @@ def conv2d_resample(
 ) -> torch.Tensor:
     """Size-preserving (odd kernel) convolution, optionally 2x up or down with FIR filtering.
 
-    ``up=2``: a stride-2 transposed convolution (= zero insertion then correlation with
-    ``weight``), then the FIR filter. ``down=2``: the FIR filter, then a stride-2 convolution.
-    ``weight`` is ``[out, in/groups, k, k]`` in either case.
+    ``up=2``: a stride-2 transposed convolution with ``weight`` (= zero insertion, then a true
+    convolution, i.e. correlation with the spatially flipped kernel: the reference's
+    orientation, so its weights load unchanged), then the FIR filter. ``down=2``: the FIR
+    filter, then a stride-2 correlation. ``weight`` is ``[out, in/groups, k, k]`` in all cases.
     """
     assert up in (1, 2) and down in (1, 2) and not (up > 1 and down > 1)
     k = weight.shape[-1]
@@ -128,7 +129,7 @@ def conv2d_resample(
     # up == 2: transposed conv gives 2*in + k - 2 samples; the filter trims back to 2*in.
     out_ch, in_per_group = weight.shape[0], weight.shape[1]
     wt = weight.reshape(groups, out_ch // groups, in_per_group, k, k).transpose(1, 2)
-    wt = wt.reshape(groups * in_per_group, out_ch // groups, k, k).flip([2, 3])
+    wt = wt.reshape(groups * in_per_group, out_ch // groups, k, k)
     x = F.conv_transpose2d(x, wt, stride=2, groups=groups)
     total = taps - k + 1  # pad so that (2n + k - 2) + total - taps + 1 == 2n
     p0 = total - total // 2
