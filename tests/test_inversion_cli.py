@@ -50,8 +50,13 @@ def test_lift_predict_writes_wplus_and_w_banks(tmp_path):
             args += ["--config", str(overlay)]
         args += ["--config", str(ROOT / "configs" / "trainer" / "cpu.yaml"), *SMALL,
                  "--model.init_args.bank_dir", str(tmp_path / name),
-                 "--trainer.default_root_dir", str(tmp_path / f"{name}_run")]
+                 "--trainer.logger.init_args.save_dir", str(tmp_path / f"{name}_run")]
         assert main(args) == 0
+        if overlay is None:  # the same command again resumes: the bank is complete, no work
+            shard = tmp_path / name / "shard_00000.safetensors"
+            before = shard.stat().st_mtime_ns
+            assert main(args) == 0
+            assert shard.stat().st_mtime_ns == before
     wplus, w = LatentBank.open(tmp_path / "wplus"), LatentBank.open(tmp_path / "w")
     for bank in (wplus, w):
         bank.check_complete()
@@ -69,7 +74,7 @@ def test_ddp_ranks_invert_disjoint_shards_covering_every_texture_once(tmp_path):
     cmd = [sys.executable, "-m", "lift.cli", "predict", "--config", str(CONFIG),
            "--config", str(ROOT / "configs" / "trainer" / "ddp_cpu.yaml"), *SMALL,
            "--model.init_args.bank_dir", str(tmp_path / "bank"),
-           "--trainer.default_root_dir", str(tmp_path / "run")]
+           "--trainer.logger.init_args.save_dir", str(tmp_path / "run")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
     bank = LatentBank.open(tmp_path / "bank")
