@@ -212,21 +212,20 @@ def test_cli_fast_dev_run_with_quickstart_config(tmp_path):
 def test_cli_resume_from_last_checkpoint(tmp_path):
     ckpt_dir = tmp_path / "ckpt"
     overlay = _overlay(tmp_path)
+    # The very command a user reruns: same root dir, default (versioned) logger.
     common = ["fit", "--config", str(QUICKSTART), "--config", str(overlay),
-              ]
+              f"--trainer.default_root_dir={tmp_path / 'run'}"]
     # 2 iterations (one epoch) with intervals 2: steps 2+1+1 | 2 = 6.
-    assert main([*common, "--trainer.max_steps=6", f"--trainer.default_root_dir={tmp_path / 'a'}",
-                 "--trainer.logger=false"]) == 0
+    assert main([*common, "--trainer.max_steps=6"]) == 0
     first = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
     assert first["global_step"] == 6
     assert int(first["state_dict"]["iteration"]) == 2
     assert len(first["optimizer_states"]) == 2
     for prefix in ("generator.", "generator_ema.", "discriminator."):
         assert any(k.startswith(prefix) for k in first["state_dict"]), prefix
-    images = list((tmp_path / "a").rglob("images/prior_step*.png"))
+    images = list((tmp_path / "run").rglob("images/prior_step*.png"))
     assert images, "ImageGridLogger wrote no grid"
-    assert main([*common, "--trainer.max_steps=12", f"--trainer.default_root_dir={tmp_path / 'b'}",
-                 "--trainer.logger=false", "--ckpt_path=last"]) == 0
+    assert main([*common, "--trainer.max_steps=12", "--ckpt_path=last"]) == 0
     second = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False)
     # Resumed at iteration 2 (not from scratch): 2 more iterations (4 + 2 steps).
     assert second["global_step"] == 12
