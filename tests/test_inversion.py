@@ -254,7 +254,9 @@ def test_loads_generator_ema_from_a_prior_module_state_dict(tmp_path):
     with torch.no_grad():
         for p in module.generator_ema.parameters():
             p.add_(0.5)
-    torch.save({"state_dict": module.state_dict()}, tmp_path / "last.ckpt")
+    # As Lightning writes it: hyper_parameters must be plain data (loaded with weights_only=True).
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)},
+               tmp_path / "last.ckpt")
     gen = load_generator_weights(Generator(z_dim=8, w_dim=8, mapping_layers=2, **narrow),
                                  tmp_path / "last.ckpt", ema=True)
     for k, v in module.generator_ema.state_dict().items():

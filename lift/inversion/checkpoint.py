@@ -22,8 +22,8 @@ def generator_state_dict(checkpoint: str | Path, ema: bool) -> dict[str, torch.T
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"generator checkpoint {path} does not exist")
-    # lift's own Lightning checkpoint: its hyper_parameters may hold non-tensor objects.
-    data = torch.load(path, map_location="cpu", weights_only=False)
+    # PriorModule keeps networks out of its hyperparameters, so no pickled objects are needed.
+    data = torch.load(path, map_location="cpu", weights_only=True)
     state = data.get("state_dict", data) if isinstance(data, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds neither a Lightning checkpoint nor a state dict")
