@@ -66,7 +66,7 @@ def test_example_translator_resolves_by_short_name_and_trains(installed_example)
         g = torch.Generator().manual_seed(0)
         studio = torch.rand(4, 3, 8, 8, generator=g)
         phone = (studio * torch.tensor([0.7, 0.9, 1.2])[None, :, None, None]).clamp(0, 1)
-        batch = {"phone": phone, "studio": studio}
+        batch = {"paired_phone": phone, "paired_studio": studio}
         opt = torch.optim.Adam(translator.generator_parameters(), lr=0.05)
         first = translator.generator_losses(batch)["l1"].item()
         for _ in range(200):

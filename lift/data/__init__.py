@@ -22,6 +22,8 @@ _EXPORTS = {
     "TextureDataset": "lift.data.dataset",
     "TextureDataModule": "lift.data.datamodule",
     "collate_textures": "lift.data.datamodule",
+    "TranslationDataModule": "lift.data.translation",
+    "flatten_translation_batch": "lift.data.translation",
     "write_synthetic_benchmark": "lift.data.writer",
 }
 

@@ -127,7 +127,7 @@ class TextureDataModule(L.LightningDataModule):
         dataset = self.datasets[role]
         generator = torch.Generator().manual_seed(self.seed) if train and self.shuffle else None
         sampler = None
-        if role in ("val", "test") and dist.is_available() and dist.is_initialized():
+        if (role in ("val", "test") or role.startswith("test_")) and dist.is_available() and dist.is_initialized():
             # Each item once across ranks (metrics over a padded split would count repeats),
             # but only while every rank runs the same number of steps: a rank with fewer
             # would leave the others waiting in per-step collectives (sync_dist, all_gather).

@@ -50,3 +50,21 @@ def load_generator_weights(generator: nn.Module, checkpoint: str | Path, ema: bo
             f"generator block must match the prior config's"
         )
     return generator
+
+
+def load_prefixed_weights(module: nn.Module, checkpoint: str | Path, prefix: str) -> nn.Module:
+    """Load the ``<prefix>.*`` weights of a Lightning checkpoint (e.g. ``discriminator``)."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    state = data.get("state_dict", data) if isinstance(data, dict) else {}
+    picked = {k[len(prefix) + 1:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+    if not picked:
+        prefixes = sorted({k.split(".", 1)[0] for k in state})
+        raise KeyError(f"{path} has no '{prefix}.*' weights (top-level modules: {prefixes})")
+    missing, unexpected = module.load_state_dict(picked, strict=False)
+    if missing or unexpected:
+        raise KeyError(f"checkpoint {path}: '{prefix}.*' does not fit the configured network: "
+                       f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return module

@@ -11,9 +11,10 @@ stays full while textures finish at different steps.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -59,6 +60,13 @@ def w_statistics(mapping: nn.Module, z_dim: int, num_samples: int, seed: int,
     w_avg = w.mean(0)
     w_std = float((w - w_avg).square().sum(1).mean().sqrt())
     return w_avg, w_std
+
+
+@contextlib.contextmanager
+def optimising() -> Iterator[None]:
+    """Autograd on, even inside Lightning's predict/test (which run under inference_mode)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 class BatchedInverter:

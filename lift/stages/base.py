@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from contextlib import nullcontext
+from typing import Any, Iterable, Mapping
 
 import lightning.pytorch as pl
 import torch
+import torch.distributed as dist
 
 from lift.registry import get_plugin_manager
 
@@ -80,6 +82,35 @@ class StageModule(pl.LightningModule):
         if log:
             self.log(f"train/{phase}/total", total.detach(), on_step=True, prog_bar=True)
         return total
+
+    def world_size(self) -> int:
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    def synced_step(self, loss: torch.Tensor, optimizer: Any,
+                    params: Iterable[torch.nn.Parameter]) -> None:
+        """Manual optimisation step: backward without the DDP reducer, average ``params``'
+        gradients over ranks in one all-reduce, then step.
+
+        The stages' phases each touch a different subset of parameters, which the DDP reducer
+        (expecting every parameter in every backward) cannot handle without
+        ``find_unused_parameters``; one flat all-reduce per phase is also cheaper.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        block = getattr(self.trainer.strategy, "block_backward_sync", None)
+        with block() if block is not None else nullcontext():
+            self.manual_backward(loss)
+        world = self.world_size()
+        if world > 1:
+            params = [p for p in params if p.requires_grad]
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            flat = torch.cat([p.grad.flatten() for p in params])
+            dist.all_reduce(flat)
+            flat /= world
+            for p, g in zip(params, flat.split([p.numel() for p in params])):
+                p.grad.copy_(g.view_as(p))
+        optimizer.step()
 
     def _phase_terms(self, phase: str) -> frozenset[str]:
         """Names a phase is expected to produce (subclasses override to catch typos)."""

@@ -20,10 +20,9 @@ does not call ``lift_extra_loss_terms`` (batch-level extra terms would couple te
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +31,7 @@ from torch.utils.data import DistributedSampler
 from lift.components import PerceptualDistance
 from lift.inversion.checkpoint import load_generator_weights
 from lift.inversion.codes import LatentCode
-from lift.inversion.inverter import BatchedInverter, InversionResult
+from lift.inversion.inverter import BatchedInverter, InversionResult, optimising
 from lift.inversion.objective import InversionObjective
 from lift.inversion.report import write_report
 from lift.inversion.schedule import ProjectorSchedule
@@ -48,13 +47,6 @@ from lift.latent_bank import (
 from lift.stages.base import StageModule
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _optimising() -> Iterator[None]:
-    """Autograd on, even inside Lightning's predict (which runs under inference_mode)."""
-    with torch.inference_mode(False), torch.enable_grad():
-        yield
 
 
 class InversionModule(StageModule):
@@ -184,7 +176,7 @@ class InversionModule(StageModule):
         stems = list(batch["stem"])
         keep = [i for i, s in enumerate(stems)
                 if layout.shard_of(s) in self._todo and s not in self._queued]
-        with _optimising():
+        with optimising():
             if keep:
                 idx = torch.tensor(keep, device=batch["phone"].device)
                 mask = batch["mask"].index_select(0, idx) if self.use_mask else None
@@ -196,7 +188,7 @@ class InversionModule(StageModule):
 
     def on_predict_epoch_end(self) -> None:
         assert self.inverter is not None and self.writer is not None
-        with _optimising():
+        with optimising():
             self._collect(self.inverter.run(drain=True))
         if self._todo:
             missing = {k: len(self.writer.layout.shard_stems(k)) - len(v)

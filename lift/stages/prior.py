@@ -29,11 +29,9 @@ iteration and image counters, the fixed grid latents, and both optimisers (Light
 from __future__ import annotations
 
 import copy
-from contextlib import nullcontext
 from typing import Any, Mapping
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from lift.ema import beta_from_half_life, ema_update
@@ -185,26 +183,10 @@ class PriorModule(StageModule):
         return every > 0 and (int(self.iteration) + 1) % every == 0
 
     def _world_size(self) -> int:
-        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        return self.world_size()
 
     def _step(self, loss: torch.Tensor, optimizer: Any, module: nn.Module) -> None:
-        """Backward (no DDP reducer), average gradients over ranks, optimiser step."""
-        optimizer.zero_grad(set_to_none=True)
-        block = getattr(self.trainer.strategy, "block_backward_sync", None)
-        with block() if block is not None else nullcontext():
-            self.manual_backward(loss)
-        world = self._world_size()
-        if world > 1:
-            params = [p for p in module.parameters() if p.requires_grad]
-            for p in params:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-            flat = torch.cat([p.grad.flatten() for p in params])
-            dist.all_reduce(flat)
-            flat /= world
-            for p, g in zip(params, flat.split([p.numel() for p in params])):
-                p.grad.copy_(g.view_as(p))
-        optimizer.step()
+        self.synced_step(loss, optimizer, module.parameters())
 
     # --- training ------------------------------------------------------------------------------
 

@@ -12,3 +12,10 @@ def lift_register_latent_samplers():
     from lift_stylegan2.samplers import WPlusBankSampler, WSampler, ZPlusSampler, ZSampler
 
     return [ZSampler, WSampler, ZPlusSampler, WPlusBankSampler]
+
+
+@hookimpl
+def lift_register_translators():
+    from lift_stylegan2.finetune import AgileGANZPlus, StyleGANWPlus
+
+    return [StyleGANWPlus, AgileGANZPlus]

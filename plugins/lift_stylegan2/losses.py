@@ -61,3 +61,13 @@ def path_length_penalty(
     new_mean = pl_mean.lerp(lengths.mean(), decay)
     penalty = (lengths - new_mean).square().mean()
     return penalty, new_mean.detach(), lengths
+
+
+def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge discriminator loss (the paper's Eq. 3): E[relu(1 - D(x))] + E[relu(1 + D(G(w)))]."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+
+
+def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge generator loss (Eq. 3): -E[D(G(w))]."""
+    return -fake_logits.mean()

@@ -2,7 +2,8 @@
 
 A deliberately small translator: it can only undo a global colour cast (white balance,
 exposure), which makes it a useful lower bound next to the paper's translators. It trains
-on the paired split with an L1 reconstruction loss and has no discriminator.
+on the paired split (the batch's ``paired_*`` keys) with an L1 reconstruction loss and has
+no discriminator.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ class AffineColourTranslator(Translator):
         out = torch.einsum("ij,bjhw->bihw", self.matrix, phone) + self.bias[None, :, None, None]
         return out.clamp(0.0, 1.0)
 
-    def generator_losses(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        pred = self.translate(batch["phone"])
-        weight = batch.get("mask")
-        err = (pred - batch["studio"]).abs()
+    def generator_losses(self, batch: Mapping[str, torch.Tensor],
+                         outputs: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        pred = self.translate(batch["paired_phone"])
+        weight = batch.get("paired_mask")
+        err = (pred - batch["paired_studio"]).abs()
         if weight is not None:  # only texels the phone actually saw carry colour evidence
             err = err * weight
             return {"l1": err.sum() / (weight.sum() * 3).clamp_min(1.0)}

@@ -1,0 +1,381 @@
+"""StyleGAN2 finetuning translators: the paper's StyleGAN-W+ (Sect 3.1, Eq. 3-8) and AgileGAN-Z+.
+
+Both start from the prior stage's checkpoint: G_studio <- G_phone and D_studio <- D_phone; a
+frozen copy of G_phone stays beside G_studio (the target of Eq. 4 and 5). Only the synthesis
+network above ``freeze_resolution`` is trained (the paper freezes <= 8x8; the mapping network
+is never trained). Latents come from a :class:`~lift.components.LatentSampler` plugin, so W+
+bank vs Z (Table 4) is a config swap.
+
+Loss terms (unweighted; the stage's ``loss_weights`` are Eq. 8's weights):
+
+=================  ===========  =====================================================  ======
+term               phase        definition                                             paper
+=================  ===========  =====================================================  ======
+``adv``            both         hinge: G -E[D(G_s(w))]; D E[relu(1-D(x))]+E[relu(1+D(G_s(w)))]  Eq. 3
+``r1``             D            (1/2) E||grad_x D(x)||^2 on studio reals (weight: gamma)  Eq. 7
+``lpips_prior``    G            d(G_s(w), G_p(w)), d the configured perceptual distance  Eq. 5
+``faceid``         G            ||F(G_s(w)) - F(G_p(w))||^2, F the identity encoder       Eq. 4
+``paired``         G            d(G_s(W+_i), I_i^studio) on the paired subset           Eq. 6
+=================  ===========  =====================================================  ======
+
+AgileGAN-Z+ adds its encoder's terms (``enc_mse``, ``enc_lpips``, ``enc_kl``) and has no
+``faceid`` / ``paired`` terms (the paper's point of comparison).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+
+from lift.components import IdentityEncoder, LatentSampler, PerceptualDistance, Translator
+from lift.inversion.checkpoint import load_generator_weights, load_prefixed_weights
+from lift.inversion.codes import LatentCode, WPlusCode
+from lift.inversion.inverter import BatchedInverter, optimising
+from lift.inversion.objective import InversionObjective
+from lift.inversion.schedule import ProjectorSchedule
+from lift.latent_bank import LatentBank
+from lift_stylegan2.encoder import kl_to_standard_normal, zplus_to_wplus
+from lift_stylegan2.losses import d_hinge_loss, d_r1_penalty, g_hinge_loss
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """Generator output ([-1, 1]) -> texture ([0, 1]), without clamping (keeps gradients)."""
+    return (images + 1) / 2
+
+
+class StyleGANFinetune(Translator):
+    """Shared part of the StyleGAN2 finetuning translators (not registered by itself).
+
+    Args:
+        generator: G's architecture (must equal the prior config's generator block).
+        discriminator: D's architecture (the prior config's discriminator block).
+        checkpoint: the prior stage's checkpoint (G_phone / D_phone); None: as built
+            (tests, or training a studio GAN from scratch).
+        sampler: the latents G_studio is trained on (bound to G_phone's mapping).
+        distance: the perceptual distance of Eq. 5 (and Eq. 6).
+        freeze_resolution: synthesis blocks at or below this resolution stay frozen
+            (the paper: 8; 0 trains every block).
+        use_ema: initialise from G_phone's EMA weights (True) or its raw weights.
+        r1_interval: compute R1 every this many D steps, scaled by it (lazy regularisation,
+            1: every step).
+        augment: differentiable augmentation of D's inputs (e.g. DiffAugment; None: off).
+    """
+
+    lazy_terms = ("r1",)  # present every r1_interval-th D step only
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        checkpoint: str | None,
+        sampler: LatentSampler,
+        distance: PerceptualDistance,
+        freeze_resolution: int = 8,
+        use_ema: bool = True,
+        r1_interval: int = 1,
+        augment: nn.Module | None = None,
+    ):
+        super().__init__()
+        if r1_interval < 1:
+            raise ValueError(f"r1_interval must be >= 1, got {r1_interval}")
+        if checkpoint is not None:
+            load_generator_weights(generator, checkpoint, ema=use_ema)
+            load_prefixed_weights(discriminator, checkpoint, "discriminator")
+        self.generator = generator                      # G_studio (trained)
+        self.source_generator = copy.deepcopy(generator).requires_grad_(False).eval()  # G_phone
+        self.discriminator = discriminator              # D_studio, from D_phone
+        self.sampler = sampler
+        self.sampler.bind(self.source_generator)
+        self.distance = distance.requires_grad_(False)
+        self.augment = augment
+        self.freeze_resolution = freeze_resolution
+        self.r1_interval = r1_interval
+        self.generator.mapping.requires_grad_(False)
+        for p in self.generator.synthesis.parameters_up_to(freeze_resolution):
+            p.requires_grad_(False)
+        self.register_buffer("d_steps", torch.zeros((), dtype=torch.long))
+
+    # --- helpers -------------------------------------------------------------------------
+
+    @property
+    def resolution(self) -> int:
+        return int(self.generator.synthesis.resolution)
+
+    def _check_size(self, images: torch.Tensor, key: str) -> torch.Tensor:
+        if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
+            raise ValueError(f"batch[{key!r}] is {tuple(images.shape[-2:])} but the generator "
+                             f"makes {self.resolution}x{self.resolution}; set the data module's "
+                             f"resolution to {self.resolution}")
+        return images
+
+    def _d(self, images: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(self.augment(images) if self.augment is not None else images)
+
+    def _perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.distance(x, y).mean()
+
+    def sample_ws(self, num: int) -> torch.Tensor:
+        return self.sampler.sample(num)
+
+    # --- Translator ----------------------------------------------------------------------
+
+    def generator_parameters(self) -> Iterable[nn.Parameter]:
+        return [p for p in self.generator.parameters() if p.requires_grad]
+
+    def discriminator_parameters(self) -> Iterable[nn.Parameter]:
+        return list(self.discriminator.parameters())
+
+    def forward_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        num = batch["studio"].shape[0]
+        ws = self.sample_ws(num).detach()
+        with torch.no_grad():
+            source = self.source_generator.synthesis(ws, noise_mode="const")
+        return {"ws": ws, "source": source}
+
+    def generator_losses(self, batch, outputs) -> dict[str, torch.Tensor]:
+        fakes = self.generator.synthesis(outputs["ws"], noise_mode="const")
+        terms = {
+            "adv": g_hinge_loss(self._d(fakes)),                                      # Eq. 3
+            "lpips_prior": self._perceptual(to_unit(fakes), to_unit(outputs["source"])),  # Eq. 5
+        }
+        terms.update(self.extra_generator_terms(batch, outputs, fakes))
+        return terms
+
+    def extra_generator_terms(self, batch, outputs, fakes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Subclasses' further G-phase terms (``fakes`` = G_studio(ws), in [-1, 1])."""
+        return {}
+
+    def discriminator_losses(self, batch, outputs) -> dict[str, torch.Tensor]:
+        reals = self._check_size(batch["studio"], "studio") * 2 - 1
+        with torch.no_grad():
+            fakes = self.generator.synthesis(outputs["ws"], noise_mode="const")
+        terms = {"adv": d_hinge_loss(self._d(reals), self._d(fakes))}             # Eq. 3
+        if int(self.d_steps) % self.r1_interval == 0:
+            reals = reals.detach().requires_grad_(True)
+            # Eq. 7 without gamma (gamma is the configured weight), times the lazy interval.
+            terms["r1"] = d_r1_penalty(self._d(reals), reals, gamma=1.0) * self.r1_interval
+        self.d_steps += 1
+        return terms
+
+    def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
+        """G_studio(ws) as textures in [0, 1]."""
+        return to_unit(self.generator.synthesis(ws, noise_mode="const")).clamp(0, 1)
+
+
+class StyleGANWPlus(StyleGANFinetune):
+    """The paper's translator: G_studio finetuned on W+ codes of inverted phone textures.
+
+    Args (besides :class:`StyleGANFinetune`'s):
+        identity_encoder: the F of Eq. 4 (None: no ``faceid`` term).
+        paired_bank: latent bank holding the paired textures' W+ codes (Eq. 6; the paired
+            stems are phone textures too, so usually the sampler's bank); None: no ``paired``.
+        eval_banks: latent banks looked up first at test time (stems found there are not
+            re-inverted); missing stems are inverted with ``inversion``.
+        inversion: the projector schedule of test-time inversion (Sect 3.1: I* =
+            G_studio(W+_{I_phone}) with W+ from Eq. 1 on G_phone).
+        inversion_code: W+ (Eq. 1) or W.
+        inversion_mse_weight, inversion_perceptual_weight, inversion_use_mask: Eq. 1's
+            weights, as in the inversion stage's config.
+        inversion_batch_size: textures inverted together at test time.
+    """
+
+    loss_terms = {"generator": ("adv", "lpips_prior", "faceid", "paired"),
+                  "discriminator": ("adv", "r1")}
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        checkpoint: str | None,
+        sampler: LatentSampler,
+        distance: PerceptualDistance,
+        identity_encoder: IdentityEncoder | None = None,
+        paired_bank: str | None = None,
+        eval_banks: list[str] | None = None,
+        inversion: ProjectorSchedule | None = None,
+        inversion_code: LatentCode | None = None,
+        inversion_mse_weight: float = 1.0,
+        inversion_perceptual_weight: float = 1.0,
+        inversion_use_mask: bool = True,
+        inversion_batch_size: int = 16,
+        freeze_resolution: int = 8,
+        use_ema: bool = True,
+        r1_interval: int = 1,
+        augment: nn.Module | None = None,
+    ):
+        super().__init__(generator, discriminator, checkpoint, sampler, distance,
+                         freeze_resolution, use_ema, r1_interval, augment)
+        self.identity_encoder = (identity_encoder.requires_grad_(False).eval()
+                                 if identity_encoder is not None else None)
+        self.paired_bank = paired_bank
+        self.eval_banks = list(eval_banks or [])
+        self.inversion = inversion
+        self.inversion_code = inversion_code if inversion_code is not None else WPlusCode()
+        self.inversion_weights = (inversion_mse_weight, inversion_perceptual_weight)
+        self.inversion_use_mask = inversion_use_mask
+        self.inversion_batch_size = inversion_batch_size
+        self._banks: dict[str, LatentBank] = {}
+        self._inverter: list[BatchedInverter] = []  # a list: not a submodule
+
+    def _bank(self, root: str) -> LatentBank:
+        if root not in self._banks:
+            self._banks[root] = LatentBank.open(root)
+        return self._banks[root]
+
+    def _paired_codes(self, stems: list[str]) -> torch.Tensor:
+        bank = self._bank(self.paired_bank)
+        present = set(bank.stems)
+        missing = [s for s in stems if s not in present]
+        if missing:
+            raise KeyError(f"paired stems {missing[:5]} are not in paired_bank {self.paired_bank}; "
+                           "invert the paired split's phone textures into it (lift predict "
+                           "with the invert config) or set paired_bank: null and drop the "
+                           "'paired' loss weight")
+        return torch.stack([bank.get(s) for s in stems])
+
+    def forward_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        outputs = super().forward_step(batch)
+        if self.paired_bank is not None and "paired_stem" in batch:
+            device = outputs["ws"].device
+            outputs["paired_ws"] = self._paired_codes(list(batch["paired_stem"])).to(device)
+        return outputs
+
+    def extra_generator_terms(self, batch, outputs, fakes) -> dict[str, torch.Tensor]:
+        terms: dict[str, torch.Tensor] = {}
+        fake_tex, source_tex = to_unit(fakes), to_unit(outputs["source"])
+        if self.identity_encoder is not None:                                 # Eq. 4
+            with torch.no_grad():
+                target = self.identity_encoder(source_tex.clamp(0, 1))
+            emb = self.identity_encoder(fake_tex.clamp(0, 1))
+            terms["faceid"] = (emb - target).square().sum(dim=1).mean()
+        if "paired_ws" in outputs:                                            # Eq. 6
+            studio = self._check_size(batch["paired_studio"], "paired_studio")
+            paired = to_unit(self.generator.synthesis(outputs["paired_ws"], noise_mode="const"))
+            terms["paired"] = self._perceptual(paired, studio)
+        return terms
+
+    # --- test time: invert with G_phone, then G_studio -------------------------------------
+
+    def inverter(self) -> BatchedInverter:
+        if not self._inverter:
+            if self.inversion is None:
+                raise ValueError(f"{type(self).__name__}: a texture is not in eval_banks "
+                                 f"{self.eval_banks} and no inversion schedule is configured "
+                                 "(set translator.init_args.inversion)")
+            mse_w, perc_w = self.inversion_weights
+            objective = InversionObjective(self.distance, mse_w, perc_w, self.inversion_use_mask)
+            self._inverter.append(BatchedInverter(
+                self.source_generator, objective, self.inversion_code, self.inversion,
+                batch_size=self.inversion_batch_size))
+        return self._inverter[0]
+
+    def invert(self, phone: torch.Tensor, mask: torch.Tensor | None,
+               stems: list[str] | None = None) -> torch.Tensor:
+        """W+ codes of phone textures by Eq. 1 on G_phone (``[B, num_ws, w_dim]``)."""
+        self._check_size(phone, "phone")
+        stems = stems or [f"item{i}" for i in range(phone.shape[0])]
+        with optimising():
+            results = self.inverter().invert(stems, phone, mask)
+        return torch.stack([r.w_plus for r in results]).to(phone.device)
+
+    def codes_for(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        """Codes of an evaluation batch: from ``eval_banks`` where present, else inverted."""
+        phone, mask = batch["phone"], batch.get("mask")
+        stems = list(batch.get("stem") or [f"item{i}" for i in range(phone.shape[0])])
+        codes: list[torch.Tensor | None] = [None] * len(stems)
+        for root in self.eval_banks:
+            bank = self._bank(root)
+            present = set(bank.stems)
+            for i, stem in enumerate(stems):
+                if codes[i] is None and stem in present:
+                    codes[i] = bank.get(stem).to(phone.device)
+        todo = [i for i, c in enumerate(codes) if c is None]
+        if todo:
+            inverted = self.invert(phone[todo], None if mask is None else mask[todo],
+                                   [stems[i] for i in todo])
+            for i, code in zip(todo, inverted):
+                codes[i] = code
+        return torch.stack(codes)
+
+    def translate(self, phone: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.synthesize(self.invert(phone, mask))
+
+    def translate_batch(self, batch: Mapping[str, Any]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.synthesize(self.codes_for(batch))
+
+    def visuals(self, batch, outputs) -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {"G_phone(w)": to_unit(outputs["source"]).clamp(0, 1),
+                    "G_studio(w)": self.synthesize(outputs["ws"])}
+
+
+class AgileGANZPlus(StyleGANFinetune):
+    """AgileGAN baseline (Song et al. 2021) as the paper compares it (Sect 4.2).
+
+    The G_phone prior is transferred to studio with hinge + R1 + LPIPS to the source
+    generator (the shared terms), latents drawn in Z+ (use ``ZPlusSampler``), and a variational
+    encoder into Z+ (:class:`~lift_stylegan2.encoder.ZPlusEncoder`) trained on phone textures
+    through the frozen G_phone (terms ``enc_mse``, ``enc_lpips``, ``enc_kl``; G_phone is frozen,
+    so training it alongside is the same as AgileGAN's separate encoder training). No identity
+    loss and no paired term. Test time: I* = G_studio(mapping(mu_E(I_phone))).
+
+    Args (besides :class:`StyleGANFinetune`'s):
+        encoder: the Z+ encoder.
+        encoder_use_mask: fit only the visible texels of the phone texture.
+    """
+
+    loss_terms = {"generator": ("adv", "lpips_prior", "enc_mse", "enc_lpips", "enc_kl"),
+                  "discriminator": ("adv", "r1")}
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        checkpoint: str | None,
+        sampler: LatentSampler,
+        distance: PerceptualDistance,
+        encoder: nn.Module,
+        encoder_use_mask: bool = True,
+        freeze_resolution: int = 8,
+        use_ema: bool = True,
+        r1_interval: int = 1,
+        augment: nn.Module | None = None,
+    ):
+        super().__init__(generator, discriminator, checkpoint, sampler, distance,
+                         freeze_resolution, use_ema, r1_interval, augment)
+        if encoder.num_ws != self.generator.num_ws:
+            raise ValueError(f"encoder predicts {encoder.num_ws} rows, the generator has "
+                             f"{self.generator.num_ws}")
+        self.encoder = encoder
+        self.encoder_use_mask = encoder_use_mask
+
+    def generator_parameters(self) -> Iterable[nn.Parameter]:
+        return [*super().generator_parameters(), *self.encoder.parameters()]
+
+    def encode(self, phone: torch.Tensor, sample: bool) -> tuple[torch.Tensor, ...]:
+        mu, logvar = self.encoder(phone)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
+        g = self.source_generator
+        return zplus_to_wplus(g.mapping, z, g.num_ws, g.w_dim), mu, logvar
+
+    def extra_generator_terms(self, batch, outputs, fakes) -> dict[str, torch.Tensor]:
+        phone = self._check_size(batch["phone"], "phone")
+        ws, mu, logvar = self.encode(phone, sample=True)
+        recon = to_unit(self.source_generator.synthesis(ws, noise_mode="const"))
+        mask = batch.get("mask") if self.encoder_use_mask else None
+        if mask is not None:
+            visible = mask.flatten(1).sum(1).clamp(min=1) * 3
+            mse = ((recon - phone).square() * mask).flatten(1).sum(1).div(visible).mean()
+            lpips = self._perceptual(recon * mask, phone * mask)
+        else:
+            mse, lpips = (recon - phone).square().mean(), self._perceptual(recon, phone)
+        return {"enc_mse": mse, "enc_lpips": lpips, "enc_kl": kl_to_standard_normal(mu, logvar)}
+
+    def translate(self, phone: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            ws, _, _ = self.encode(self._check_size(phone, "phone"), sample=False)
+            return self.synthesize(ws)
