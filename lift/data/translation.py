@@ -60,7 +60,8 @@ class TranslationDataModule(TextureDataModule):
 
     Args:
         source: the textures (``SyntheticSource``, ``FolderSource`` or your own).
-        phone_split: the unpaired phone domain (the inverted set S_W+ for StyleGAN-W+).
+        phone_split: the unpaired phone domain (None: no phone batch, e.g. StyleGAN-W+,
+            which trains on the latent bank of the inverted phone textures instead).
         studio_split: the unpaired studio domain (the discriminator's reals).
         paired_split: the paired subset of Eq. 6 (None: no paired batch).
         paired_batch_size: items per paired batch (None: ``batch_size``).
@@ -74,7 +75,7 @@ class TranslationDataModule(TextureDataModule):
     def __init__(
         self,
         source: TextureSource,
-        phone_split: str = "phone_train",
+        phone_split: str | None = "phone_train",
         studio_split: str = "studio_train",
         paired_split: str | None = "paired_train",
         paired_batch_size: int | None = None,
@@ -105,9 +106,11 @@ class TranslationDataModule(TextureDataModule):
         self.paired_split = paired_split
         self.paired_batch_size = paired_batch_size or batch_size
         self.test_splits = test_splits
-        self.train_roles = {"phone": phone_split, "studio": studio_split}
-        if paired_split is not None:
-            self.train_roles["paired"] = paired_split
+        roles = {"phone": phone_split, "studio": studio_split, "paired": paired_split}
+        self.train_roles = {role: split for role, split in roles.items() if split is not None}
+        if not self.train_roles:
+            raise ValueError("TranslationDataModule: phone_split, studio_split and paired_split "
+                             "are all null: nothing to train on")
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
