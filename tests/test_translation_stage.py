@@ -330,3 +330,9 @@ def test_agilegan_trains_its_encoder_and_has_no_identity_or_paired_terms(source)
     out = tr.translate(batch["phone"])
     assert out.shape == (4, 3, RES, RES)
     assert set(map(id, tr.generator_parameters())) >= set(map(id, enc.parameters()))
+
+
+def test_a_weight_naming_no_term_is_warned_about(source):
+    tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance())
+    with pytest.warns(UserWarning, match=r"loss_weights \['lpisp_prior'\] name no term"):
+        _train(tr, {"adv": 1.0, "lpisp_prior": 0.5}, source, steps=2)

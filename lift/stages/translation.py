@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import torch
 import torchmetrics
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from lift.components import Translator
@@ -109,6 +110,16 @@ class TranslationModule(StageModule):
             optimizers.append(self.discriminator_optimizer(d_params))
         return optimizers
 
+    def on_fit_start(self) -> None:
+        names = getattr(self.translator, "loss_terms", None)
+        if isinstance(names, Mapping):
+            known = set().union(*map(set, names.values()))
+            unknown = sorted(set(self.loss_weights) - known)
+            if unknown:  # a plugin's lift_extra_loss_terms may add them; a typo never will
+                rank_zero_warn(
+                    f"loss_weights {unknown} name no term of {type(self.translator).__name__} "
+                    f"(its terms: {sorted(known)}); unless a plugin adds them they do nothing")
+
     def on_train_start(self) -> None:
         if self.world_size() > 1:  # different latents and noise on every rank
             torch.manual_seed(torch.initial_seed() + 1_000_003 * self.global_rank
@@ -119,7 +130,7 @@ class TranslationModule(StageModule):
     @staticmethod
     def flat_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
         """The combined loader's ``{role: batch}`` -> the translator's flat batch."""
-        if isinstance(batch.get("phone"), Mapping):
+        if any(isinstance(value, Mapping) for value in batch.values()):
             return flatten_translation_batch(batch)
         return dict(batch)
 
