@@ -336,3 +336,31 @@ def test_a_weight_naming_no_term_is_warned_about(source):
     tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance())
     with pytest.warns(UserWarning, match=r"loss_weights \['lpisp_prior'\] name no term"):
         _train(tr, {"adv": 1.0, "lpisp_prior": 0.5}, source, steps=2)
+
+
+def test_checkpoints_leave_out_metric_copies_and_load_back(tmp_path, source):
+    from lift_metrics.faceid import FaceID
+    from lift_metrics.image_metrics import PSNR
+
+    def module():
+        tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance())
+        return TranslationModule(
+            tr, partial(torch.optim.Adam, lr=0.01), partial(torch.optim.Adam, lr=0.01),
+            {"adv": 1.0}, metrics=[PSNR()], identity_metrics=[FaceID(LinearIdentity())])
+
+    m = module()
+    dm = TranslationDataModule(source, resolution=RES, batch_size=4, val_split=None)
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(m, dm)
+    assert any(k.startswith("eval_metrics.") for k in m.state_dict())  # the encoder copies
+    path = tmp_path / "t.ckpt"
+    trainer.save_checkpoint(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    assert not [k for k in state if k.startswith("eval_metrics.")]
+    assert any(k.startswith("translator.generator.") for k in state)
+    fresh = module()
+    t2 = pl.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, enable_checkpointing=False)
+    t2.fit(fresh, dm, ckpt_path=path)  # resumes (strict load) although the metrics are absent
+    assert t2.global_step == 4
