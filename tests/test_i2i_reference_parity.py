@@ -1,0 +1,132 @@
+"""Opt-in numerical parity of CUT / FastCUT / CycleGAN with the reference code.
+
+Set ``LIFT_CUT_REFERENCE`` to a checkout of taesungp/contrastive-unpaired-translation (never
+part of this repository). Both sides start from the same weights and draw the same random
+numbers (patch locations, flips, pool swaps); a few full training iterations must give the same
+losses and weights.
+
+The reference gathers NCE patches through a channels-last view, so at batch 1 the gradient
+reaching its residual blocks' instance norms is channels-last, and torch's CPU instance-norm
+backward (2.15 here) silently miscomputes it. The test makes that incoming gradient contiguous
+(a no-op for ours, whose gradients are contiguous already) so that the two can be compared;
+``test_i2i_cut.py`` checks our gradients against a hand-written instance norm.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REFERENCE = os.environ.get("LIFT_CUT_REFERENCE", "")
+pytestmark = pytest.mark.skipif(
+    not REFERENCE, reason="set LIFT_CUT_REFERENCE to a CUT repository checkout"
+)
+
+
+def _bench():
+    path = Path(__file__).parents[1] / "benchmarks" / "i2i_throughput.py"
+    spec = importlib.util.spec_from_file_location("i2i_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    saved = {k for k in sys.modules}
+    yield _bench()
+    for name in [k for k in sys.modules if k not in saved]:  # the reference's `models`, `util`...
+        if name.split(".")[0] in ("models", "options", "util", "data"):
+            del sys.modules[name]
+
+
+class _ContiguousGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous()
+
+
+def _work_around_instance_norm_backward(monkeypatch):
+    original = torch.nn.functional.instance_norm
+    monkeypatch.setattr(torch.nn.functional, "instance_norm",
+                        lambda x, *a, **k: _ContiguousGrad.apply(original(x, *a, **k)))
+
+
+def _same_random_draws(monkeypatch):
+    """Route the reference's numpy draws (patch ids, flips) through torch's RNG, in order."""
+    monkeypatch.setattr(np.random, "permutation", lambda n: torch.randperm(n).numpy())
+    monkeypatch.setattr(np.random, "random", lambda: float(torch.rand(())))
+
+
+def _load(ours: dict, ref: dict) -> None:
+    for name, net in ours.items():
+        state = ref[name].state_dict()
+        if name == "F":  # the reference names its MLPs mlp_<i>
+            state = {k.replace("mlp_", "mlps."): v for k, v in state.items()}
+        net.load_state_dict(state)
+
+
+def _biases_before_instance_norm(net: torch.nn.Module) -> set[str]:
+    """Conv biases that an instance norm cancels: their exact gradient is 0, so Adam turns
+    rounding noise into +-lr steps and they cannot be compared."""
+    names = set()
+    for prefix, module in net.named_modules():
+        if isinstance(module, torch.nn.Sequential):
+            children = list(module)
+            for i, (m, nxt) in enumerate(zip(children, children[1:])):
+                if isinstance(nxt, torch.nn.InstanceNorm2d) and getattr(m, "bias", None) is not None:
+                    names.add(f"{prefix}.{i}.bias" if prefix else f"{i}.bias")
+    return names
+
+
+@pytest.mark.parametrize("kind", ["cut", "fastcut", "cyclegan"])
+def test_training_iterations_match_reference(bench, monkeypatch, kind):
+    _same_random_draws(monkeypatch)
+    _work_around_instance_norm_backward(monkeypatch)
+    size, steps = 32, 4
+    g = torch.Generator().manual_seed(0)
+    phone = torch.rand(steps + 1, 3, size, size, generator=g)
+    studio = torch.rand(steps + 1, 3, size, size, generator=g)
+
+    ref, opt = bench.reference_model(REFERENCE, kind, ngf=8, ndf=8, n_blocks=6)
+    bench.reference_setup(ref, opt, bench.reference_batch(phone[:1], studio[:1]))
+    ours = bench.our_translator(kind, ngf=8, ndf=8, n_blocks=6)
+    _load(bench.our_networks(ours, kind), bench.reference_networks(ref, kind))
+    loop = bench.PlainLoop(ours)
+
+    for i in range(1, steps + 1):
+        torch.manual_seed(i)
+        random.seed(i)
+        ref.set_input(bench.reference_batch(phone[i:i + 1], studio[i:i + 1]))
+        ref.optimize_parameters()
+        torch.manual_seed(i)
+        random.seed(i)
+        totals = loop.step({"phone": phone[i:i + 1], "studio": studio[i:i + 1]})
+        if kind == "cyclegan":
+            ref_d = float(ref.loss_D_A + ref.loss_D_B)
+        else:
+            ref_d = float(ref.loss_D)
+        assert totals["generator"] == pytest.approx(float(ref.loss_G), rel=1e-4, abs=1e-5)
+        assert totals["discriminator"] == pytest.approx(ref_d, rel=1e-4, abs=1e-5)
+
+    ours_nets = bench.our_networks(ours, kind)
+    for name, net in bench.reference_networks(ref, kind).items():
+        ref_params = dict(net.named_parameters())
+        if name == "F":
+            ref_params = {k.replace("mlp_", "mlps."): v for k, v in ref_params.items()}
+        skip = _biases_before_instance_norm(ours_nets[name])
+        for pname, p in ours_nets[name].named_parameters():
+            if pname not in skip:
+                torch.testing.assert_close(p, ref_params[pname], rtol=0, atol=5e-5,
+                                           msg=f"{name}.{pname}")
