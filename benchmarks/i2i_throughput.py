@@ -254,13 +254,19 @@ def run_lightning(kind: str, args, phone, studio) -> tuple[float, float]:
                     "studio_stem": f"s{i}"}
 
     class Clock(pl.Callback):
+        """Times the training batches after the warm-up ones (one batch = one iteration)."""
+
+        def __init__(self):
+            self.count = 0
+
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             if batch_idx == args.warmup:
                 self.wall, self.cpu = time.perf_counter(), time.process_time()
 
-        def on_train_end(self, trainer, module):
-            self.wall = time.perf_counter() - self.wall
-            self.cpu = time.process_time() - self.cpu
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if batch_idx >= args.warmup:
+                self.count += 1
+                self.wall_end, self.cpu_end = time.perf_counter(), time.process_time()
 
     torch.manual_seed(0)
     translator = our_translator(kind)
@@ -268,12 +274,15 @@ def run_lightning(kind: str, args, phone, studio) -> tuple[float, float]:
                                discriminator_optimizer=adam,
                                loss_weights=translator.reference_loss_weights())
     clock = Clock()
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=args.warmup + args.iterations,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+    # One epoch over warm-up + timed batches (max_steps would count both optimisers' steps).
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0,
                          limit_val_batches=0, callbacks=[clock])
     trainer.fit(module, DataLoader(Pairs(), batch_size=1, shuffle=False))
-    return args.iterations / clock.wall, args.iterations / clock.cpu
+    assert clock.count == args.iterations, clock.count
+    wall, cpu = clock.wall_end - clock.wall, clock.cpu_end - clock.cpu
+    return args.iterations / wall, args.iterations / cpu
 
 
 def main() -> None:

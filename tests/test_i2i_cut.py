@@ -62,8 +62,11 @@ def test_terms_are_named_finite_and_cut_updates_d_first():
     assert all(torch.isfinite(v) and v.ndim == 0 for v in {**d, **g}.values())
     weights = t.reference_loss_weights()
     assert set(weights) == set(d) | set(g)
+    assert t.loss_terms == {"generator": ("gan", "nce", "nce_identity"),
+                            "discriminator": ("d_real", "d_fake")}
     fast = tiny(nce_identity=False, flip_equivariance=True)
     assert set(fast.generator_losses(batch, fast.forward_step(batch))) == {"gan", "nce"}
+    assert fast.loss_terms["generator"] == ("gan", "nce")
     assert fast.reference_loss_weights() == {"gan": 1.0, "nce": 10.0, "d_real": 0.5,
                                              "d_fake": 0.5}
 

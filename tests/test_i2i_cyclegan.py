@@ -82,6 +82,7 @@ def test_every_term_by_hand_with_known_networks():
         "d_b_fake": (d_b(-b) ** 2).mean(),
     }
     assert set(g) | set(d) == set(expected) == set(CycleGAN.reference_loss_weights())
+    assert set(t.loss_terms["generator"]) == set(g) and set(t.loss_terms["discriminator"]) == set(d)
     for name, value in {**g, **d}.items():
         torch.testing.assert_close(value, expected[name], msg=name)
 
@@ -125,7 +126,7 @@ def test_without_identity_loss_no_identity_terms():
     t = tiny(identity_loss=False)
     batch = make_batch(1)
     g = t.generator_losses(batch, t.forward_step(batch))
-    assert set(g) == {"gan_a", "gan_b", "cycle_a", "cycle_b"}
+    assert set(g) == {"gan_a", "gan_b", "cycle_a", "cycle_b"} == set(t.loss_terms["generator"])
 
 
 def test_a_few_steps_on_a_fixed_batch_reduce_the_generator_objective():

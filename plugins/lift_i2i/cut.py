@@ -93,6 +93,12 @@ class CUT(Translator):
         for net in (self.generator, self.patch_sampler, self.discriminator):
             init_weights(net, init_type, init_gain)
 
+    @property
+    def loss_terms(self) -> dict[str, tuple[str, ...]]:
+        """Term names per phase (the stage warns about weights naming none of them)."""
+        generator = ("gan", "nce", "nce_identity") if self.nce_identity else ("gan", "nce")
+        return {"generator": generator, "discriminator": ("d_real", "d_fake")}
+
     def reference_loss_weights(self) -> dict[str, float]:
         """The loss weights that reproduce the reference objective for this configuration."""
         if self.nce_identity:  # CUT: λ_NCE = 1, (nce + nce_identity) / 2

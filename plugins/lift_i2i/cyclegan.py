@@ -84,6 +84,15 @@ class CycleGAN(Translator):
         self.fake_b_pool = ImagePool(pool_size, rng)  # G_A's outputs, for D_A
         self.fake_a_pool = ImagePool(pool_size, rng)  # G_B's outputs, for D_B
 
+    @property
+    def loss_terms(self) -> dict[str, tuple[str, ...]]:
+        """Term names per phase (the stage warns about weights naming none of them)."""
+        generator = ("gan_a", "gan_b", "cycle_a", "cycle_b")
+        if self.identity_loss:
+            generator += ("identity_a", "identity_b")
+        return {"generator": generator,
+                "discriminator": ("d_a_real", "d_a_fake", "d_b_real", "d_b_fake")}
+
     @staticmethod
     def reference_loss_weights() -> dict[str, float]:
         """Weights reproducing the reference objective (λ_A = λ_B = 10, λ_idt = 0.5)."""
