@@ -39,7 +39,8 @@ def _overlay(config: Path, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
-def test_shipped_translator_trains_under_fast_dev_run(config, tmp_path):
+def test_shipped_translator_trains_under_fast_dev_run(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs' relative run directories land in tmp_path
     translation_helpers.SEEN.clear()
     argv = ["fit", "--config", str(config), "--config", str(ROOT / "configs/trainer/cpu.yaml"),
             "--trainer.fast_dev_run", "1", "--trainer.default_root_dir", str(tmp_path),
