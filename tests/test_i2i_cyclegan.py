@@ -159,3 +159,16 @@ def test_translate_is_g_a_in_unit_range():
     torch.testing.assert_close(y, (t.generator_a(phone * 2 - 1) + 1) / 2)
     vis = t.visuals(make_batch(1), t.forward_step(make_batch(1)))
     assert set(vis) == {"fake_studio", "cycled_phone", "fake_phone", "cycled_studio"}
+
+
+def test_translator_pickles_for_ddp_spawn_and_deepcopy():
+    import copy
+    import pickle
+
+    for t in (tiny(), tiny(pool_seed=3)):
+        batch = make_batch(1)
+        t.discriminator_losses(batch, t.forward_step(batch))  # a filled pool too
+        assert len(t.fake_b_pool.images) == 1
+        clone = pickle.loads(pickle.dumps(copy.deepcopy(t)))
+        phone = make_batch(1)["phone"]
+        torch.testing.assert_close(clone.translate(phone), t.translate(phone))

@@ -3,7 +3,7 @@
 Set ``LIFT_CUT_REFERENCE`` to a checkout of taesungp/contrastive-unpaired-translation (never
 part of this repository). Both sides start from the same weights and draw the same random
 numbers (patch locations, flips, pool swaps); a few full training iterations must give the same
-losses and weights.
+losses and weights (stepped with SGD, see below).
 
 The reference gathers NCE patches through a channels-last view, so at batch 1 the gradient
 reaching its residual blocks' instance norms is channels-last, and torch's CPU instance-norm
@@ -14,6 +14,7 @@ backward (2.15 here) silently miscomputes it. The test makes that incoming gradi
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import random
@@ -41,7 +42,10 @@ def _bench():
 @pytest.fixture
 def bench(monkeypatch):
     saved = {k for k in sys.modules}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # deterministic reductions on both sides
     yield _bench()
+    torch.set_num_threads(threads)
     for name in [k for k in sys.modules if k not in saved]:  # the reference's `models`, `util`...
         if name.split(".")[0] in ("models", "options", "util", "data"):
             del sys.modules[name]
@@ -77,19 +81,6 @@ def _load(ours: dict, ref: dict) -> None:
         net.load_state_dict(state)
 
 
-def _biases_before_instance_norm(net: torch.nn.Module) -> set[str]:
-    """Conv biases that an instance norm cancels: their exact gradient is 0, so Adam turns
-    rounding noise into +-lr steps and they cannot be compared."""
-    names = set()
-    for prefix, module in net.named_modules():
-        if isinstance(module, torch.nn.Sequential):
-            children = list(module)
-            for i, (m, nxt) in enumerate(zip(children, children[1:])):
-                if isinstance(nxt, torch.nn.InstanceNorm2d) and getattr(m, "bias", None) is not None:
-                    names.add(f"{prefix}.{i}.bias" if prefix else f"{i}.bias")
-    return names
-
-
 @pytest.mark.parametrize("kind", ["cut", "fastcut", "cyclegan"])
 def test_training_iterations_match_reference(bench, monkeypatch, kind):
     _same_random_draws(monkeypatch)
@@ -104,6 +95,17 @@ def test_training_iterations_match_reference(bench, monkeypatch, kind):
     ours = bench.our_translator(kind, ngf=8, ndf=8, n_blocks=6)
     _load(bench.our_networks(ours, kind), bench.reference_networks(ref, kind))
     loop = bench.PlainLoop(ours)
+    # SGD on both sides: Adam's first steps are +-lr whatever the gradient's size, so rounding
+    # differences on near-zero gradients would become lr-sized weight differences.
+    sgd = functools.partial(torch.optim.SGD, lr=1e-4)
+    ref_nets = bench.reference_networks(ref, kind)
+    ref.optimizer_G = sgd(ref_nets["G"].parameters())
+    ref.optimizer_D = sgd(ref_nets["D"].parameters())
+    if "F" in ref_nets:
+        ref.optimizer_F = sgd(ref_nets["F"].parameters())
+    loop.opts = {phase: sgd(params) for phase, params in loop.params.items()}
+    start = {name: {k: v.detach().clone() for k, v in net.named_parameters()}
+             for name, net in bench.our_networks(ours, kind).items()}
 
     for i in range(1, steps + 1):
         torch.manual_seed(i)
@@ -117,16 +119,21 @@ def test_training_iterations_match_reference(bench, monkeypatch, kind):
             ref_d = float(ref.loss_D_A + ref.loss_D_B)
         else:
             ref_d = float(ref.loss_D)
-        assert totals["generator"] == pytest.approx(float(ref.loss_G), rel=1e-4, abs=1e-5)
-        assert totals["discriminator"] == pytest.approx(ref_d, rel=1e-4, abs=1e-5)
+        assert totals["generator"] == pytest.approx(float(ref.loss_G), rel=1e-4, abs=1e-6)
+        assert totals["discriminator"] == pytest.approx(ref_d, rel=1e-4, abs=1e-6)
 
+    # Every weight moved as the reference's did: the two updates agree to 1 % of their size.
+    # Float32 sums in another order (batched vs one image at a time; oneDNN's kernel choice
+    # varies from run to run) move the first conv's update by up to ~0.5 %; the gradient bug
+    # above moves updates by 50-150 %. The floor covers biases in front of instance norms,
+    # whose exact gradient is 0.
     ours_nets = bench.our_networks(ours, kind)
     for name, net in bench.reference_networks(ref, kind).items():
         ref_params = dict(net.named_parameters())
         if name == "F":
             ref_params = {k.replace("mlp_", "mlps."): v for k, v in ref_params.items()}
-        skip = _biases_before_instance_norm(ours_nets[name])
         for pname, p in ours_nets[name].named_parameters():
-            if pname not in skip:
-                torch.testing.assert_close(p, ref_params[pname], rtol=0, atol=5e-5,
-                                           msg=f"{name}.{pname}")
+            ours_step = p.detach() - start[name][pname]
+            ref_step = ref_params[pname].detach() - start[name][pname]
+            error = (ours_step - ref_step).norm().item()
+            assert error <= 1e-2 * ref_step.norm().item() + 1e-6, (name, pname, error)

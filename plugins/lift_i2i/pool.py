@@ -23,20 +23,21 @@ class ImagePool:
         if size < 0:
             raise ValueError(f"pool size must be >= 0, got {size}")
         self.size = size
-        self.rng = rng if rng is not None else random
+        self.rng = rng  # None: the module ``random`` at query time (keeps the pool picklable)
         self.images: list[torch.Tensor] = []
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
             return images
+        rng = self.rng if self.rng is not None else random
         out = []
         for image in images.detach():
             image = image[None]
             if len(self.images) < self.size:
                 self.images.append(image)
                 out.append(image)
-            elif self.rng.uniform(0, 1) > 0.5:
-                slot = self.rng.randint(0, self.size - 1)
+            elif rng.uniform(0, 1) > 0.5:
+                slot = rng.randint(0, self.size - 1)
                 out.append(self.images[slot])
                 self.images[slot] = image
             else:
