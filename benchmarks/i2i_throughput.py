@@ -320,6 +320,8 @@ def main() -> None:
             runs["ours_fused"].append(its)
             if args.lightning:
                 runs["trainer"].append(run_lightning(kind, args, phone, studio))
+            print(f"  {kind} repeat: " + ", ".join(  # it/s wall per variant, as measured
+                f"{k} {v[-1][0]:.3f}" for k, v in runs.items() if v), flush=True)
         assert ours_counts == ref_counts, (ours_counts, ref_counts)
         print(f"\n{kind}: parameters {ours_counts} (ours == reference)")
         ref = runs["reference"]
