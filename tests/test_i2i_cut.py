@@ -221,3 +221,15 @@ def test_visuals_are_images_in_unit_range():
     vis = t.visuals(batch, t.forward_step(batch))
     assert set(vis) == {"fake_studio", "identity_studio"}
     assert all(v.shape == (1, 3, 32, 32) and 0 <= v.min() and v.max() <= 1 for v in vis.values())
+
+
+def test_batch_norm_variant_encodes_each_domain_on_its_own():
+    # With batch norm, statistics depend on the batch: keys and queries come from separate
+    # per-domain encoder passes, as the reference's calls, not from the joint forward.
+    t = tiny(norm="batch")
+    batch = make_batch(2)
+    out = t.forward_step(batch)
+    assert out["keys"] is None
+    torch.manual_seed(5)
+    g = t.generator_losses(batch, out)
+    assert set(g) == {"gan", "nce", "nce_identity"} and all(torch.isfinite(v) for v in g.values())

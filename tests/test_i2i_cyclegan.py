@@ -172,3 +172,18 @@ def test_translator_pickles_for_ddp_spawn_and_deepcopy():
         clone = pickle.loads(pickle.dumps(copy.deepcopy(t)))
         phone = make_batch(1)["phone"]
         torch.testing.assert_close(clone.translate(phone), t.translate(phone))
+
+
+def test_batch_norm_variant_runs_each_part_on_its_own():
+    t = tiny(norm="batch")
+    calls = []
+    t.generator_b.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    batch = make_batch(2)
+    g = t.generator_losses(batch, t.forward_step(batch))
+    assert calls == [2, 2, 2]  # G_B(b), G_B(a), G_B(G_A(a)): no cross-image statistics
+    assert all(torch.isfinite(v) for v in g.values())
+    calls.clear()
+    t_in = tiny()
+    t_in.generator_b.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    t_in.forward_step(batch)
+    assert calls == [6]  # instance norm: one batched call over [b; a; G_A(a)]

@@ -114,8 +114,8 @@ class CUT(Translator):
         real = torch.cat([real_a, real_b]) if self.nce_identity else real_a
         flipped = self.flip_equivariance and self.training and bool(torch.rand(()) < 0.5)
         keys = None
-        if flipped:
-            fake = self.generator(real.flip(3))
+        if flipped or not self._per_sample_norm:  # keys: encoded in the G phase
+            fake = self.generator(real.flip(3) if flipped else real)
         else:
             fake, feats = self.generator(real, self.nce_layers)
             keys = [f.detach() for f in feats]
@@ -137,24 +137,28 @@ class CUT(Translator):
     def generator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any]
                          ) -> dict[str, torch.Tensor]:
         terms = {"gan": lsgan_loss(self.discriminator(outputs["fake_b"]), True)}
-        fake, n = outputs["fake"], outputs["real_a"].shape[0]
-        if self._per_sample_norm:  # one encoder pass over [G(a); G(b)]
-            queries = self.generator.encode(fake, self.nce_layers)
-        else:
-            parts = [fake[:n]] + ([fake[n:]] if self.nce_identity else [])
-            per_part = [self.generator.encode(p, self.nce_layers) for p in parts]
-            queries = [torch.cat(fs) for fs in zip(*per_part)]
+        n = outputs["real_a"].shape[0]
+        queries = self._encode(outputs["fake"], n)
         if outputs["flipped"]:  # compare in the unflipped frame (FastCUT's equivariance)
             queries = [q.flip(3) for q in queries]
         keys = outputs["keys"]
         if keys is None:
             with torch.no_grad():
-                keys = self.generator.encode(outputs["real"], self.nce_layers)
+                keys = self._encode(outputs["real"], n)
         terms["nce"] = self.nce_loss([q[:n] for q in queries], [k[:n] for k in keys])
         if self.nce_identity:
             terms["nce_identity"] = self.nce_loss([q[n:] for q in queries],
                                                   [k[n:] for k in keys])
         return terms
+
+    def _encode(self, images: torch.Tensor, n: int) -> list[torch.Tensor]:
+        """NCE-layer features of [domain A images; domain B images]: one encoder pass with
+        instance norm; one per domain with batch norm (as the reference's separate calls)."""
+        if self._per_sample_norm:
+            return self.generator.encode(images, self.nce_layers)
+        parts = [images[:n]] + ([images[n:]] if images.shape[0] > n else [])
+        per_part = [self.generator.encode(p, self.nce_layers) for p in parts]
+        return [torch.cat(fs) for fs in zip(*per_part)]
 
     def nce_loss(self, queries: Sequence[torch.Tensor], keys: Sequence[torch.Tensor]
                  ) -> torch.Tensor:
