@@ -15,10 +15,12 @@ init) with Adam(2e-4, (0.5, 0.999)), on the same synthetic phone/studio textures
 to ``--resolution``), batch 1, in one process (same torch threads, same allocator settings).
 Parameter counts of both are printed and must be equal. Ours runs as the stage does: one
 ``forward_step``, then each phase in ``phase_order`` with only that phase's parameters
-requiring grad (plain torch loop); with ``--lightning`` also through
-``lift.stages.translation.TranslationModule`` under a Lightning ``Trainer``.
+requiring grad, in a plain torch loop, once with the reference's Adam and once with fused
+Adam (the same update in one kernel, as the quickstart configs select); with ``--lightning``
+also through ``lift.stages.translation.TranslationModule`` under a Lightning ``Trainer``
+(fused Adam). Measured figures: docs/translators_i2i.md.
 
-Runs alternate (ours, reference, ...) to spread machine noise; medians of iterations per
+Runs alternate (reference, ours, ...) to spread machine noise; medians of iterations per
 second are reported, per second of wall time and per second of this process's CPU time (the
 latter is robust to other processes on the machine), with ratios ours / reference (target:
 >= 1.0). glibc's allocator is a large noise source (FACTS.md): compare under the same setting,
