@@ -86,7 +86,8 @@ class CUT(Translator):
         # Batch-norm statistics would mix the concatenated images; instance norm does not.
         self._per_sample_norm = norm != "batch"
 
-        self.generator = ResnetGenerator(3, 3, ngf, n_blocks, norm, dropout, antialias, antialias_up)
+        self.generator = ResnetGenerator(3, 3, ngf, n_blocks, norm, dropout, antialias,
+                                         antialias_up)
         self.patch_sampler = PatchSampleMLP(self.generator.feature_channels(self.nce_layers),
                                             mlp_channels)
         self.discriminator = PatchDiscriminator(3, ndf, n_layers_d, norm, antialias)
