@@ -8,6 +8,8 @@ import os
 import pytest
 import torch
 
+from inversion_helpers import single_thread
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -25,6 +27,11 @@ def builtin_registry():
     finally:
         if saved is not None:
             os.environ[DISABLE_ENV] = saved
+
+
+# Opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")`` (tiny tensors run fastest
+# and steadiest under load on one thread).
+one_thread = pytest.fixture(single_thread, name="one_thread")
 
 
 @pytest.fixture

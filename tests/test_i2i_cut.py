@@ -13,14 +13,7 @@ from lift_i2i.cut import CUT
 from lift_i2i.losses import patch_nce_loss
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second OpenMP thread only adds barrier waits (seconds per step when
-    another process keeps the cores busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 LAYERS = [0, 4, 8, 12, 16]
 

@@ -9,14 +9,7 @@ from torch import nn
 from lift_i2i.cyclegan import CycleGAN
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second OpenMP thread only adds barrier waits (seconds per step when
-    another process keeps the cores busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny(**kwargs) -> CycleGAN:

@@ -12,14 +12,7 @@ from lift_i2i.losses import l1_loss, lsgan_loss, patch_nce_loss
 from lift_i2i.pool import ImagePool
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: a second OpenMP thread only adds barrier waits (seconds per step when
-    another process keeps the cores busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_lsgan_terms_by_hand():
