@@ -121,23 +121,26 @@ class TextureDataModule(L.LightningDataModule):
                 f"train split {self.train_split} has {len(train)} items, fewer than "
                 f"batch_size={self.batch_size} with drop_last=True: every epoch would be empty")
 
-    def _loader(self, role: str, *, train: bool = False) -> DataLoader:
+    def _loader(self, role: str, *, train: bool = False,
+                batch_size: int | None = None) -> DataLoader:
         if role not in self.datasets:
             self.setup({"train": "fit", "val": "validate"}.get(role, role))
         dataset = self.datasets[role]
+        batch_size = batch_size or self.batch_size
         generator = torch.Generator().manual_seed(self.seed) if train and self.shuffle else None
         sampler = None
-        if (role in ("val", "test") or role.startswith("test_")) and dist.is_available() and dist.is_initialized():
+        evaluating = role in ("val", "test") or role.startswith("test_")
+        if evaluating and dist.is_available() and dist.is_initialized():
             # Each item once across ranks (metrics over a padded split would count repeats),
             # but only while every rank runs the same number of steps: a rank with fewer
             # would leave the others waiting in per-step collectives (sync_dist, all_gather).
-            world, n, bs = dist.get_world_size(), len(dataset), self.batch_size
+            world, n, bs = dist.get_world_size(), len(dataset), batch_size
             fewest, most = n // world, -(-n // world)
             if fewest > 0 and -(-fewest // bs) == -(-most // bs):
                 sampler = UnrepeatedDistributedSampler(dataset, shuffle=False)
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=batch_size,
             shuffle=train and self.shuffle,
             sampler=sampler,
             drop_last=train and self.drop_last,

@@ -133,24 +133,17 @@ class TranslationDataModule(TextureDataModule):
         if stage in (None, "predict") and self.predict_split is not None:
             self.datasets.setdefault("predict", self.dataset(self.predict_split))
 
-    def _role_loader(self, key: str, batch_size: int, train: bool) -> DataLoader:
-        saved = self.batch_size
-        self.batch_size = batch_size  # the base class's loader reads it
-        try:
-            return self._loader(key, train=train)
-        finally:
-            self.batch_size = saved
-
-    def _loader(self, role: str, *, train: bool = False) -> DataLoader:
+    def _loader(self, role: str, *, train: bool = False,
+                batch_size: int | None = None) -> DataLoader:
         if role not in self.datasets:
             self.setup({"val": "validate", "predict": "predict"}.get(role, "fit")
                        if not role.startswith("test_") else "test")
-        return super()._loader(role, train=train)
+        return super()._loader(role, train=train, batch_size=batch_size)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
-        return {role: self._role_loader(
-                    f"train_{role}",
-                    self.paired_batch_size if role == "paired" else self.batch_size, True)
+        return {role: self._loader(
+                    f"train_{role}", train=True,
+                    batch_size=self.paired_batch_size if role == "paired" else self.batch_size)
                 for role in self.train_roles}
 
     def test_dataloader(self) -> list[DataLoader]:
