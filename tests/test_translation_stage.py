@@ -364,3 +364,26 @@ def test_checkpoints_leave_out_metric_copies_and_load_back(tmp_path, source):
                     enable_model_summary=False, enable_checkpointing=False)
     t2.fit(fresh, dm, ckpt_path=path)  # resumes (strict load) although the metrics are absent
     assert t2.global_step == 4
+
+
+def test_validation_grid_shows_the_translators_training_visuals(source):
+    tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance(), inversion=schedule(2))
+    module = TranslationModule(tr, partial(torch.optim.Adam, lr=0.01),
+                               partial(torch.optim.Adam, lr=0.01), {"adv": 1.0})
+    dm = TranslationDataModule(source, resolution=RES, batch_size=4, val_split="paired_test")
+    captured = {}
+
+    class Grab(pl.Callback):
+        def on_validation_epoch_end(self, trainer, pl_module):
+            captured.update(pl_module.validation_images)
+
+    trainer = pl.Trainer(max_steps=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, enable_checkpointing=False,
+                         num_sanity_val_steps=0, limit_train_batches=1, limit_val_batches=1,
+                         callbacks=[Grab()])
+    trainer.fit(module, dm)
+    assert {"phone", "translated", "studio", "train G_phone(w)", "train G_studio(w)"} <= set(captured)
+    assert captured["train G_studio(w)"].shape == (4, 3, RES, RES)
+    rng = torch.get_rng_state()
+    module.training_visuals()
+    assert torch.equal(rng, torch.get_rng_state())  # showing images does not move the RNG

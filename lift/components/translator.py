@@ -70,5 +70,6 @@ class Translator(nn.Module, abc.ABC):
         return []
 
     def visuals(self, batch: Batch, outputs: Outputs) -> dict[str, torch.Tensor]:
-        """Extra named images ``[B,3,H,W]`` in [0,1] for the training image grids."""
+        """Named images ``[B,3,H,W]`` in [0,1] of a training batch; the stage shows them in the
+        validation grid as rows ``train <name>`` (computed without gradients)."""
         return {}

@@ -81,6 +81,7 @@ class TranslationModule(StageModule):
         self.eval_metrics = nn.ModuleDict()  # split -> ModuleDict(name -> metric), see setup
         self.predict_dir = predict_dir
         self.eval_splits: list[str] = []
+        self._last_train_batch: dict[str, Any] | None = None  # for Translator.visuals
 
     # --- set-up --------------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class TranslationModule(StageModule):
             optimizers = [optimizers]
         by_phase = dict(zip(PHASES, optimizers))
         outputs = self.translator.forward_step(flat)
+        self._last_train_batch = flat
         for phase in self.translator.phase_order:
             if phase not in PHASES:
                 raise ValueError(f"{type(self.translator).__name__}.phase_order has an unknown "
@@ -209,8 +211,23 @@ class TranslationModule(StageModule):
             images = {"phone": batch["phone"], "translated": translated}
             if "studio" in batch:
                 images["studio"] = batch["studio"]
+            images.update(self.training_visuals())
             images.update(self.collect_extra_images(batch, {"translated": translated}))
             self.validation_images = images
+
+    def training_visuals(self) -> dict[str, torch.Tensor]:
+        """``Translator.visuals`` of the last training batch, rows named ``train <name>``.
+
+        The forward pass runs without gradients and with the random state forked, so showing
+        images never changes the course of training.
+        """
+        batch = self._last_train_batch
+        if batch is None:
+            return {}
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            visuals = self.translator.visuals(batch, self.translator.forward_step(batch))
+        return {f"train {name}": image for name, image in visuals.items()}
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx] if dataloader_idx < len(self.eval_splits) \
