@@ -59,6 +59,21 @@ def lift_register_metrics() -> list[type]:
     """Return Metric subclasses (evaluation metrics of Tables 1-4)."""
 
 
+@hookspec
+def lift_register_generators() -> list[type]:
+    """Return StyleGenerator subclasses (G_phone / G_studio: mapping and synthesis, W+ codes)."""
+
+
+@hookspec
+def lift_register_discriminators() -> list[type]:
+    """Return ImageDiscriminator subclasses (D_phone / D_studio: images -> logits)."""
+
+
+@hookspec
+def lift_register_colour_transforms() -> list[type]:
+    """Return ColourTransform subclasses (neutral -> expression colour transfer, Eq. 15-16)."""
+
+
 # --- resolution: first non-None result wins ----------------------------------------------
 
 

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from lift.components import (
+    ColourTransform,
     GradientOperator,
     IdentityEncoder,
+    ImageDiscriminator,
     LatentSampler,
     Metric,
     PerceptualDistance,
+    StyleGenerator,
     Translator,
     Upsampler,
 )
@@ -30,6 +33,9 @@ KINDS: dict[str, tuple[str, type]] = {
     "identity_encoder": ("lift_register_identity_encoders", IdentityEncoder),
     "perceptual_distance": ("lift_register_perceptual_distances", PerceptualDistance),
     "metric": ("lift_register_metrics", Metric),
+    "generator": ("lift_register_generators", StyleGenerator),
+    "discriminator": ("lift_register_discriminators", ImageDiscriminator),
+    "colour_transform": ("lift_register_colour_transforms", ColourTransform),
 }
 
 

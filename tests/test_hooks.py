@@ -17,11 +17,14 @@ import torch
 
 from lift import hookimpl, hookspecs
 from lift.components import (
+    ColourTransform,
     GradientOperator,
     IdentityEncoder,
+    ImageDiscriminator,
     LatentSampler,
     Metric,
     PerceptualDistance,
+    StyleGenerator,
     Translator,
     Upsampler,
 )
@@ -111,11 +114,27 @@ def test_hook_lift_register_perceptual_distances(fresh_manager):
     _registration_roundtrip(
         fresh_manager, "lift_register_perceptual_distances", "perceptual_distance",
         PerceptualDistance,
+    StyleGenerator,
     )
 
 
 def test_hook_lift_register_metrics(fresh_manager):
     _registration_roundtrip(fresh_manager, "lift_register_metrics", "metric", Metric)
+
+
+def test_hook_lift_register_generators(fresh_manager):
+    _registration_roundtrip(fresh_manager, "lift_register_generators", "generator",
+                            StyleGenerator)
+
+
+def test_hook_lift_register_discriminators(fresh_manager):
+    _registration_roundtrip(fresh_manager, "lift_register_discriminators", "discriminator",
+                            ImageDiscriminator)
+
+
+def test_hook_lift_register_colour_transforms(fresh_manager):
+    _registration_roundtrip(fresh_manager, "lift_register_colour_transforms",
+                            "colour_transform", ColourTransform)
 
 
 # --- resolution --------------------------------------------------------------------------

@@ -4,6 +4,8 @@ A plugin adds a component by subclassing one of these and returning the class fr
 matching ``lift_register_*`` hook. The registry checks the subclass relation at start-up.
 """
 
+from lift.components.colour_transform import ColourTransform
+from lift.components.generator import ImageDiscriminator, StyleGenerator
 from lift.components.gradient_operator import GradientOperator
 from lift.components.identity_encoder import IdentityEncoder
 from lift.components.latent_sampler import LatentSampler
@@ -13,11 +15,14 @@ from lift.components.translator import Translator
 from lift.components.upsampler import Upsampler
 
 __all__ = [
+    "ColourTransform",
     "GradientOperator",
     "IdentityEncoder",
+    "ImageDiscriminator",
     "LatentSampler",
     "Metric",
     "PerceptualDistance",
+    "StyleGenerator",
     "Translator",
     "Upsampler",
 ]
