@@ -2,6 +2,16 @@
 
 Plugins are loaded (and the registry built) before any config is parsed, so short class
 names of every registered component resolve in configs and on the command line.
+
+Before LightningCLI parses, every ``--config FILE`` (``-c FILE``, ``--config=FILE``) whose
+YAML has a top-level ``extends:`` is replaced by its composed YAML, passed as a config string
+(see :mod:`lift.config_compose`; ``lift compose`` prints it).
+
+Loggers: when the trainer config names no logger (``logger`` unset, null or true), the run
+logs to TensorBoard and CSV together, both in ``<default_root_dir>/logs/version_N/`` with N
+the next free number, so every run (a resumed one too) gets a fresh directory for
+LightningCLI's ``config.yaml``. ``logger: false`` keeps logging off; an explicit logger
+config is used as given.
 """
 
 from __future__ import annotations
@@ -9,12 +19,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
-from typing import Sequence
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
 
 from lift.plugins import DISABLE_ENV
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+#: The run's log version, set by rank 0 and inherited by the DDP ranks it launches.
+LOG_VERSION_ENV = "LIFT_LOG_VERSION"
+#: Under ``<default_root_dir>``: ``logs/version_N/`` of TensorBoard and CSV.
+LOG_NAME = "logs"
 
 TOP_HELP = """\
 usage: lift [--disable-plugins NAMES] COMMAND ...
@@ -31,6 +49,7 @@ lift commands:
   plugins    list every registered component by kind, with its plugin and distribution
   data       data tools: `lift data synth` writes the synthetic benchmark,
              `lift data check` validates a texture folder
+  compose    print the merged YAML of config files, `extends:` resolved
 
 global options:
   --disable-plugins NAMES  comma-separated plugin (entry-point) names not to load;
@@ -140,16 +159,161 @@ def data_command(argv: Sequence[str]) -> int:
     return 0 if report.rstrip().endswith("problems: none (ok)") else 1
 
 
-def _lightning_main(argv: list[str]) -> int:
-    import torch.distributed as dist
+def compose_command(argv: Sequence[str]) -> int:
+    from lift.config_compose import ConfigComposeError, compose_files, dump_yaml
+
+    parser = argparse.ArgumentParser(
+        prog="lift compose",
+        description="Print the YAML of config files with `extends:` resolved, merged left to "
+        "right (mappings merge, lists and scalars replace). A plain YAML merge: for the config "
+        "LightningCLI builds from it, run `lift fit --config ... --print_config`.",
+    )
+    parser.add_argument("configs", nargs="+", metavar="CONFIG", help="YAML config files")
+    args = parser.parse_args(argv)
+    try:
+        merged = compose_files(args.configs)
+    except ConfigComposeError as exc:
+        print(f"lift compose: error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(dump_yaml(merged))
+    return 0
+
+
+_CONFIG_FLAGS = ("--config", "-c")
+
+
+def resolve_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` with each ``--config FILE`` whose YAML has ``extends`` replaced by the composed
+    YAML as a string (jsonargparse's ``--config`` takes a path or a YAML string).
+
+    Returns (new argv, the original files that were composed). Other values (files without
+    ``extends``, YAML strings, ``--config`` after ``--``) are left as they are. Raises
+    :class:`lift.config_compose.ConfigComposeError` naming the file chain.
+    """
+    from lift.config_compose import dump_yaml, has_extends, resolve_config
+
+    out: list[str] = []
+    composed: list[str] = []
+
+    def resolve(value: str) -> str:
+        if not os.path.isfile(value) or not has_extends(value):
+            return value
+        composed.append(value)
+        return f"# composed from {value}\n" + dump_yaml(resolve_config(value))
+
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out.extend(argv[i:])
+            break
+        if arg in _CONFIG_FLAGS and i + 1 < len(argv):
+            out += [arg, resolve(argv[i + 1])]
+            i += 2
+            continue
+        flag, eq, value = arg.partition("=")
+        if eq and flag in _CONFIG_FLAGS:
+            out.append(f"{flag}={resolve(value)}")
+        else:
+            out.append(arg)
+        i += 1
+    return out, composed
+
+
+def _launched_rank() -> int:
+    """This process's rank from the launcher's environment (0 when not launched as a rank)."""
+    ranks = []
+    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
+        try:
+            ranks.append(int(os.environ.get(key, "0")))
+        except ValueError:
+            pass
+    return max(ranks, default=0)
+
+
+def _existing_versions(log_root: Path) -> list[int]:
+    if not log_root.is_dir():
+        return []
+    found = []
+    for entry in log_root.iterdir():
+        match = re.fullmatch(r"version_(\d+)", entry.name)
+        if match and entry.is_dir():
+            found.append(int(match.group(1)))
+    return found
+
+
+def shared_log_version(root: str | os.PathLike, name: str = LOG_NAME) -> int:
+    """One ``version_N`` number for every logger and every rank of this run.
+
+    Rank 0 takes the next free number under ``<root>/<name>`` and puts it in the environment
+    (``LIFT_LOG_VERSION``), which the DDP ranks Lightning launches as subprocesses inherit.
+    A rank > 0 uses that number, or, when it was started by an outside launcher (torchrun,
+    SLURM) without it, the latest existing version: its loggers write nothing (Lightning logs
+    on rank 0) and ``trainer.log_dir`` and checkpoint paths are broadcast from rank 0.
+    """
+    existing = _existing_versions(Path(root) / name)
+    if _launched_rank() > 0:
+        inherited = os.environ.get(LOG_VERSION_ENV)
+        if inherited is not None and inherited.isdigit():
+            return int(inherited)
+        return max(existing, default=0)
+    version = max(existing, default=-1) + 1
+    os.environ[LOG_VERSION_ENV] = str(version)
+    return version
+
+
+def default_loggers(root: str | os.PathLike | None) -> list[Any]:
+    """TensorBoard and CSV loggers writing into the same ``<root>/logs/version_N/``."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    root = os.fspath(root) if root is not None else os.getcwd()
+    version = shared_log_version(root, LOG_NAME)
+    log_dir = os.path.join(root, LOG_NAME, f"version_{version}")
+    # The CSV writer warns that a non-empty directory's "previous log files will be deleted":
+    # here the directory is new and holds this run's own config.yaml and TensorBoard events.
+    warnings.filterwarnings(
+        "ignore", message=rf"Experiment logs directory {re.escape(log_dir)} exists and is not "
+    )
+    return [
+        TensorBoardLogger(save_dir=root, name=LOG_NAME, version=version,
+                          default_hp_metric=False),
+        CSVLogger(save_dir=root, name=LOG_NAME, version=version),
+    ]
+
+
+def _lift_cli_class():
     from lightning.pytorch.cli import LightningCLI
 
+    class LiftCLI(LightningCLI):
+        """LightningCLI in subclass mode for both the stage module and the data module.
+
+        The trainer gets :func:`default_loggers` when its config names no logger.
+        """
+
+        def instantiate_trainer(self, **kwargs: Any):
+            config = self._get(self.config_init, "trainer", default={}) or {}
+            logger = config.get("logger")
+            if "logger" not in kwargs and (logger is None or logger is True):
+                kwargs["logger"] = default_loggers(config.get("default_root_dir"))
+            return super().instantiate_trainer(**kwargs)
+
+    return LiftCLI
+
+
+def _lightning_main(argv: list[str]) -> int:
+    import torch.distributed as dist
+
+    from lift.config_compose import ConfigComposeError
     from lift.registry import get_registry
 
-    get_registry()  # import every plugin before parsing: short class names then resolve
+    try:
+        argv, composed = resolve_config_args(argv)
+    except ConfigComposeError as exc:
+        print(f"lift: error: {exc}", file=sys.stderr)
+        return 2
 
-    class LiftCLI(LightningCLI):
-        """LightningCLI in subclass mode for both the stage module and the data module."""
+    get_registry()  # import every plugin before parsing: short class names then resolve
+    LiftCLI = _lift_cli_class()
 
     # LightningCLI reads sys.argv (and Lightning's DDP launcher re-runs it on each rank).
     saved_argv = sys.argv
@@ -161,6 +325,11 @@ def _lightning_main(argv: list[str]) -> int:
             parser_kwargs={"prog": "lift"},
             auto_configure_optimizers=False,
         )
+    except SystemExit as exc:
+        if exc.code not in (0, None) and composed:  # jsonargparse names no file: we do
+            print("lift: note: composed (extends) configs, passed to the parser as YAML "
+                  f"strings: {', '.join(composed)} (see `lift compose FILE`)", file=sys.stderr)
+        raise
     finally:
         sys.argv = saved_argv
         # With strategy=ddp, leaving the process group alive makes the process abort at exit.
@@ -179,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return plugins_command(rest)
     if command == "data":
         return data_command(rest)
+    if command == "compose":
+        return compose_command(rest)
     if command in LIGHTNING_COMMANDS:
         return _lightning_main(argv)
     print(f"lift: unknown command {command!r}\n", file=sys.stderr)
