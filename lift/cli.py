@@ -212,7 +212,7 @@ def resolve_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
             i += 2
             continue
         flag, eq, value = arg.partition("=")
-        if eq and flag in _CONFIG_FLAGS:
+        if eq and flag == "--config":
             out.append(f"{flag}={resolve(value)}")
         else:
             out.append(arg)
