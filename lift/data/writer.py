@@ -14,7 +14,6 @@ different profile or seed is refused unless ``overwrite``.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import multiprocessing
 import shutil
@@ -34,14 +33,13 @@ _OWNED = ("phone", "studio", "masks", "expressions", "expressions_studio", "spli
 
 
 def generator_parameters(synthesizer) -> dict:
-    """The synthesizer's constructor arguments (JSON types), recorded in the manifest."""
-    params = {}
-    for name in inspect.signature(type(synthesizer).__init__).parameters:
-        if name in ("self", "device") or not hasattr(synthesizer, name):
-            continue
-        value = getattr(synthesizer, name)
-        params[name] = list(value) if isinstance(value, tuple) else value
-    return params
+    """The synthesizer's constructor arguments (JSON types), recorded in the manifest.
+
+    Flat, one key per argument (the parameter groups' fields by their own names), so a
+    folder written before the parameters were grouped still matches and resumes.
+    """
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in synthesizer.parameters().items()}
 
 
 def _identity(source: SyntheticSource) -> dict:

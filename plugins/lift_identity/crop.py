@@ -3,7 +3,7 @@
 The paper feeds F with renders of the textures; without a renderer we crop the face region of
 the UV layout instead. The box is given in fractions of the texture's height and width, so it
 does not depend on resolution, but it does depend on the UV layout: the defaults below are
-for lift's synthetic layout (lift/data/synth.py: brows v ~ 0.33, eyes v ~ 0.40 at
+for lift's synthetic layout (lift/data/synth/identity.py: brows v ~ 0.33, eyes v ~ 0.40 at
 u = 0.5 +- 0.11, mouth v ~ 0.64, chin v ~ 0.78). Data with another layout must set its own.
 """
 
