@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from lift.ema import beta_from_half_life, ema_update
 from lift.stages.prior import PriorModule
-from lift_stylegan2 import losses
+from lift.losses import gan as losses
 from lift_stylegan2.augment import DiffAugment
 from lift_stylegan2.networks import Discriminator, Generator
 

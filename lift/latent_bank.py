@@ -57,8 +57,13 @@ def state_dict_fingerprint(module: torch.nn.Module) -> str:
     Identifies the generator a bank was inverted with, whether it came from a checkpoint
     file or was built in memory.
     """
+    return tensors_fingerprint(module.state_dict().items())
+
+
+def tensors_fingerprint(items: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """sha256 over named tensors (names, dtypes, shapes and values), in the given order."""
     digest = hashlib.sha256()
-    for name, tensor in module.state_dict().items():
+    for name, tensor in items:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -319,3 +324,19 @@ class LatentBank:
                     "steps": int(sh["steps"][i]),
                 })
         return out
+
+
+def check_bank_generator(bank: "LatentBank", generator: torch.nn.Module, source: str) -> None:
+    """The bank's codes are only meaningful for the generator they were inverted with: an
+    error naming the bank and both generators' origins when ``generator`` is another one."""
+    recorded = (bank.manifest.get("generator") or {}).get("fingerprint")
+    if recorded is None:
+        return  # written in memory by a test or an older version: nothing to compare
+    actual = state_dict_fingerprint(generator)
+    if actual != recorded:
+        inverted_with = (bank.manifest.get("generator") or {}).get("checkpoint")
+        raise LatentBankError(
+            f"latent bank {bank.root} was inverted with the generator of "
+            f"{inverted_with or 'an in-memory generator'} (fingerprint {recorded[:12]}), but is "
+            f"used with the generator of {source} (fingerprint {actual[:12]}); re-invert the "
+            "bank with this prior checkpoint or point the translator at the bank's prior")

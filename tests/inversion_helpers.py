@@ -1,10 +1,9 @@
-"""A tiny StyleGAN-like generator and an MSE distance for the inversion and sampler tests.
+"""A tiny generator and an MSE distance for the inversion, sampler and contract tests.
 
-Same interface as ``lift_stylegan2.networks.Generator`` (``z_dim``, ``w_dim``, ``num_ws``,
-``resolution``, ``mapping(z, truncation_psi, update_w_avg) -> [N, num_ws, w_dim]`` with a
-``w_avg`` buffer, ``synthesis(ws, noise_mode) -> [N, 3, R, R]``), small enough that a test
-inverts a few textures in a second. Each W+ row modulates its own layer, so W+ can fit more
-than W.
+``TinyGenerator`` is written against :class:`lift.components.StyleGenerator` alone (as a third
+party would write a generator): ``map`` / ``synthesize`` / ``w_avg`` / ``parameters_up_to``,
+small enough that a test inverts a few textures in a second. Each W+ row modulates its own
+layer, so W+ can fit more than W.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lift.components import PerceptualDistance
+from lift.components import PerceptualDistance, StyleGenerator
 
 
 class TinyMapping(nn.Module):
@@ -71,7 +70,7 @@ class TinySynthesis(nn.Module):
         return img
 
 
-class TinyGenerator(nn.Module):
+class TinyGenerator(StyleGenerator):
     def __init__(self, z_dim: int = 8, w_dim: int = 8, channels: int = 8, seed: int = 0):
         super().__init__()
         with torch.random.fork_rng():
@@ -80,9 +79,30 @@ class TinyGenerator(nn.Module):
             self.num_ws = self.synthesis.num_ws
             self.mapping = TinyMapping(z_dim, w_dim, self.num_ws)
         self.z_dim, self.w_dim, self.resolution = z_dim, w_dim, self.synthesis.resolution
+        self.img_channels = 3
 
-    def forward(self, z, truncation_psi: float = 1.0, noise_mode: str = "random"):
-        return self.synthesis(self.mapping(z, truncation_psi), noise_mode=noise_mode)
+    def map(self, z, *, truncation_psi: float = 1.0, update_w_avg: bool = False):
+        return self.mapping(z, truncation_psi, update_w_avg)
+
+    def synthesize(self, ws, *, noise_mode: str = "const"):
+        return self.synthesis(ws, noise_mode=noise_mode)
+
+    @property
+    def w_avg(self):
+        return self.mapping.w_avg
+
+    def parameters_up_to(self, resolution: int):
+        # the constant and the first layer act at 4x4, the next two at 8x8 (UPS), ...
+        res, out = 4, [self.synthesis.const]
+        for i, up in enumerate(TinySynthesis.UPS):
+            res *= 2 if up else 1
+            if res <= resolution:
+                out += [*self.synthesis.convs[i].parameters(),
+                        *self.synthesis.affines[i].parameters()]
+        return iter(out if resolution >= 4 else [])
+
+    def mapping_parameters(self):
+        return self.mapping.parameters()
 
 
 class MSEDistance(PerceptualDistance):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lift_stylegan2.augment import DiffAugment
-from lift_stylegan2.losses import (
+from lift.losses.gan import (
     d_logistic_loss,
     d_r1_penalty,
     g_nonsaturating_loss,

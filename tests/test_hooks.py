@@ -114,7 +114,6 @@ def test_hook_lift_register_perceptual_distances(fresh_manager):
     _registration_roundtrip(
         fresh_manager, "lift_register_perceptual_distances", "perceptual_distance",
         PerceptualDistance,
-    StyleGenerator,
     )
 
 

@@ -46,7 +46,7 @@ def test_registered_as_translators(builtin_registry):
 
 def test_terms_are_named_finite_and_cut_updates_d_first():
     t = tiny()
-    assert CUT.phase_order == ("discriminator", "generator")
+    assert list(t.phases()) == ["discriminator", "generator"]  # the reference: D first
     batch = make_batch(2)
     out = t.forward_step(batch)
     d = t.discriminator_losses(batch, out)
@@ -55,11 +55,11 @@ def test_terms_are_named_finite_and_cut_updates_d_first():
     assert all(torch.isfinite(v) and v.ndim == 0 for v in {**d, **g}.values())
     weights = t.reference_loss_weights()
     assert set(weights) == set(d) | set(g)
-    assert t.loss_terms == {"generator": ("gan", "nce", "nce_identity"),
-                            "discriminator": ("d_real", "d_fake")}
+    assert {k: p.terms for k, p in t.phases().items()} == {
+        "generator": ("gan", "nce", "nce_identity"), "discriminator": ("d_real", "d_fake")}
     fast = tiny(nce_identity=False, flip_equivariance=True)
     assert set(fast.generator_losses(batch, fast.forward_step(batch))) == {"gan", "nce"}
-    assert fast.loss_terms["generator"] == ("gan", "nce")
+    assert fast.phases()["generator"].terms == ("gan", "nce")
     assert fast.reference_loss_weights() == {"gan": 1.0, "nce": 10.0, "d_real": 0.5,
                                              "d_fake": 0.5}
 
@@ -186,8 +186,8 @@ def test_a_few_steps_on_a_fixed_batch_reduce_the_nce_term(fast):
     before = nce_now()
     for _ in range(8):
         out = t.forward_step(batch)
-        for phase in t.phase_order:
-            terms = getattr(t, f"{phase}_losses")(batch, out)
+        for phase, spec in t.phases().items():
+            terms = spec.losses(batch, out, 0)
             loss = sum(weights[k] * v for k, v in terms.items())
             opts[phase].zero_grad()
             loss.backward()

@@ -75,7 +75,8 @@ def test_every_term_by_hand_with_known_networks():
         "d_b_fake": (d_b(-b) ** 2).mean(),
     }
     assert set(g) | set(d) == set(expected) == set(CycleGAN.reference_loss_weights())
-    assert set(t.loss_terms["generator"]) == set(g) and set(t.loss_terms["discriminator"]) == set(d)
+    phases = t.phases()
+    assert set(phases["generator"].terms) == set(g) and set(phases["discriminator"].terms) == set(d)
     for name, value in {**g, **d}.items():
         torch.testing.assert_close(value, expected[name], msg=name)
 
@@ -85,7 +86,7 @@ def test_reference_weights_and_phase_order():
     assert (w["cycle_a"], w["cycle_b"]) == (10.0, 10.0)            # λ_A = λ_B = 10
     assert (w["identity_a"], w["identity_b"]) == (5.0, 5.0)        # λ_idt · λ = 0.5 · 10
     assert all(w[k] == 0.5 for k in w if k.startswith("d_"))       # D loss halved
-    assert CycleGAN.phase_order == ("generator", "discriminator")
+    assert list(tiny().phases()) == ["generator", "discriminator"]  # G_A, G_B, then D_A, D_B
 
 
 def test_batched_forward_equals_separate_generator_calls():
@@ -119,7 +120,7 @@ def test_without_identity_loss_no_identity_terms():
     t = tiny(identity_loss=False)
     batch = make_batch(1)
     g = t.generator_losses(batch, t.forward_step(batch))
-    assert set(g) == {"gan_a", "gan_b", "cycle_a", "cycle_b"} == set(t.loss_terms["generator"])
+    assert set(g) == {"gan_a", "gan_b", "cycle_a", "cycle_b"} == set(t.phases()["generator"].terms)
 
 
 def test_a_few_steps_on_a_fixed_batch_reduce_the_generator_objective():
@@ -132,8 +133,8 @@ def test_a_few_steps_on_a_fixed_batch_reduce_the_generator_objective():
     history = []
     for _ in range(30):
         out = t.forward_step(batch)
-        for phase in t.phase_order:
-            terms = getattr(t, f"{phase}_losses")(batch, out)
+        for phase, spec in t.phases().items():
+            terms = spec.losses(batch, out, 0)
             loss = sum(w[k] * v for k, v in terms.items())
             assert torch.isfinite(loss)
             opts[phase].zero_grad()

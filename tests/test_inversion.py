@@ -139,13 +139,19 @@ def make_stage(bank_dir, steps=20, batch_size=3, shard_size=2, code=None, use_ma
     from lift.stages.inversion import InversionModule
 
     return InversionModule(
-        generator=TinyGenerator(seed=0), distance=MSEDistance(), code=code or WPlusCode(),
+        checkpoint=None, generator=TinyGenerator(seed=0), bank_dir=str(bank_dir),
+        shard_size=shard_size, settings=make_settings(steps, batch_size, code, use_mask))
+
+
+def make_settings(steps=20, batch_size=3, code=None, use_mask=True):
+    from lift.inversion.settings import InversionSettings
+
+    return InversionSettings(
+        distance=MSEDistance(), code=code or WPlusCode(),
         schedule=ProjectorSchedule(steps=steps, lr=0.1, lr_rampup=0.05, lr_rampdown=0.25,
                                    noise_strength=0.05, noise_ramp=0.75),
-        bank_dir=str(bank_dir), checkpoint=None, use_ema=True, mse_weight=1.0,
-        perceptual_weight=1.0, use_mask=use_mask, batch_size=batch_size, shard_size=shard_size,
-        early_stop=None, adam_betas=(0.9, 0.999), adam_eps=1e-8, w_stats_samples=1000, seed=0,
-    )
+        mse_weight=1.0, perceptual_weight=1.0, use_mask=use_mask, batch_size=batch_size,
+        early_stop=None, adam_betas=(0.9, 0.999), adam_eps=1e-8, w_stats_samples=1000, seed=0)
 
 
 def run_predict(module, num=6, loader_batch=4):
@@ -226,27 +232,35 @@ def test_resume_into_a_bank_of_another_generator_is_refused(tmp_path):
         run_predict(module)
 
 
-def test_stage_loads_ema_generator_from_a_prior_checkpoint(tmp_path):
-    from lift.inversion.checkpoint import load_generator_weights
+def test_checkpoint_weights_load_by_prefix_and_misfits_name_the_file(tmp_path):
+    from lift.checkpoints import CheckpointError, load_weights
 
     raw, ema = TinyGenerator(seed=1), TinyGenerator(seed=2)
     state = {f"generator.{k}": v for k, v in raw.state_dict().items()}
     state |= {f"generator_ema.{k}": v for k, v in ema.state_dict().items()}
     state["discriminator.w"] = torch.zeros(1)
     torch.save({"state_dict": state, "hyper_parameters": {}}, tmp_path / "prior.ckpt")
-    for use_ema, src in ((True, ema), (False, raw)):
-        gen = load_generator_weights(TinyGenerator(seed=0), tmp_path / "prior.ckpt", ema=use_ema)
+    for prefix, src in (("generator_ema", ema), ("generator", raw)):
+        gen = load_weights(TinyGenerator(seed=0), tmp_path / "prior.ckpt", prefix)
         for k, v in gen.state_dict().items():
             torch.testing.assert_close(v, src.state_dict()[k])
     with pytest.raises(RuntimeError, match="size mismatch"):
-        load_generator_weights(TinyGenerator(w_dim=4), tmp_path / "prior.ckpt", ema=True)
+        load_weights(TinyGenerator(w_dim=4), tmp_path / "prior.ckpt", "generator_ema")
+    with pytest.raises(CheckpointError, match="prior.ckpt.*no 'encoder"):
+        load_weights(TinyGenerator(), tmp_path / "prior.ckpt", "encoder")
+    (tmp_path / "bad.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.ckpt"):
+        load_weights(TinyGenerator(), tmp_path / "bad.ckpt", "generator")
 
 
-def test_loads_generator_ema_from_a_prior_module_state_dict(tmp_path):
+def test_prior_checkpoint_rebuilds_its_networks_and_the_stage_reads_it(tmp_path):
+    """The prior records its networks' specs; the inversion stage needs the file and nothing
+    else (architecture and EMA weights come from it), and loads it with weights_only=True."""
     prior = pytest.importorskip("lift.stages.prior")
     from lift_stylegan2.networks import Discriminator, Generator
 
-    from lift.inversion.checkpoint import load_generator_weights
+    from lift.checkpoints import COMPONENTS_KEY, load_prior
+    from lift.stages.inversion import InversionModule
 
     narrow = dict(resolution=16, channel_base=64, channel_max=8)
     module = prior.PriorModule(generator=Generator(z_dim=8, w_dim=8, mapping_layers=2, **narrow),
@@ -254,13 +268,19 @@ def test_loads_generator_ema_from_a_prior_module_state_dict(tmp_path):
     with torch.no_grad():
         for p in module.generator_ema.parameters():
             p.add_(0.5)
-    # As Lightning writes it: hyper_parameters must be plain data (loaded with weights_only=True).
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)},
-               tmp_path / "last.ckpt")
-    gen = load_generator_weights(Generator(z_dim=8, w_dim=8, mapping_layers=2, **narrow),
-                                 tmp_path / "last.ckpt", ema=True)
+    # As Lightning writes it: state dict, plain-data hyperparameters, and the stage's own keys.
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    module.on_save_checkpoint(checkpoint)
+    assert checkpoint[COMPONENTS_KEY]["generator"]["init_args"]["mapping_layers"] == 2
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    gen, disc = load_prior(tmp_path / "last.ckpt", ema=True)
+    assert isinstance(gen, Generator) and isinstance(disc, Discriminator) and gen.w_dim == 8
     for k, v in module.generator_ema.state_dict().items():
         torch.testing.assert_close(gen.state_dict()[k], v)
+    stage = InversionModule(checkpoint=str(tmp_path / "last.ckpt"), settings=make_settings(),
+                            bank_dir=str(tmp_path / "bank"), shard_size=4, use_ema=False)
+    for k, v in module.generator.state_dict().items():
+        torch.testing.assert_close(stage.generator.state_dict()[k], v)
 
 
 def test_report_gives_psnr_and_perceptual_per_texture_and_w_vs_wplus_means(tmp_path):

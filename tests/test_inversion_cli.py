@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,17 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "invert" / "stylegan2_quickstart.yaml"
 
 # A narrow generator, a few steps and small shards: the config's wiring, not its quality.
+GENERATOR = json.dumps({"class_path": "lift_stylegan2.networks.Generator", "init_args": {
+    "z_dim": 32, "w_dim": 32, "resolution": 64, "channel_base": 256, "channel_max": 16,
+    "mapping_layers": 2}})
 SMALL = [
     "--model.init_args.checkpoint", "null",
-    "--model.init_args.generator.init_args.z_dim", "32",
-    "--model.init_args.generator.init_args.w_dim", "32",
-    "--model.init_args.generator.init_args.channel_base", "256",
-    "--model.init_args.generator.init_args.channel_max", "16",
-    "--model.init_args.generator.init_args.mapping_layers", "2",
-    "--model.init_args.schedule.init_args.steps", "2",
-    "--model.init_args.early_stop", "null",
-    "--model.init_args.w_stats_samples", "256",
-    "--model.init_args.batch_size", "16",
+    "--model.init_args.generator", GENERATOR,
+    "--model.init_args.settings.init_args.schedule.init_args.steps", "2",
+    "--model.init_args.settings.init_args.w_stats_samples", "256",
+    "--model.init_args.settings.init_args.batch_size", "16",
     "--model.init_args.shard_size", "8",
     "--data.init_args.batch_size", "16",
     "--trainer.enable_progress_bar", "false",

@@ -8,7 +8,13 @@ from inversion_helpers import single_thread as _single_thread
 from inversion_helpers import TinyGenerator
 from lift_stylegan2.samplers import WPlusBankSampler, WSampler, ZPlusSampler, ZSampler
 
-from lift.latent_bank import BankLayout, LatentBankWriter, make_manifest
+from lift.latent_bank import (
+    BankLayout,
+    LatentBankError,
+    LatentBankWriter,
+    make_manifest,
+    state_dict_fingerprint,
+)
 
 single_thread = pytest.fixture(autouse=True)(_single_thread)
 
@@ -23,7 +29,8 @@ def bank_dir(tmp_path, gen):
     stems = [f"s{i}" for i in range(10)]
     layout = BankLayout.from_stems(stems, 4)
     manifest = make_manifest(layout, num_ws=gen.num_ws, w_dim=gen.w_dim,
-                             generator={"fingerprint": "x"})
+                             generator={"fingerprint": state_dict_fingerprint(gen),
+                                        "checkpoint": "prior.ckpt"})
     writer = LatentBankWriter(tmp_path / "bank", manifest)
     writer.prepare()
     for k in range(layout.num_shards):
@@ -117,6 +124,14 @@ def test_wplus_bank_rejects_incomplete_bank_and_wrong_generator(gen, bank_dir):
     (bank_dir / "shard_00001.safetensors").unlink()
     with pytest.raises(RuntimeError, match="incomplete"):
         WPlusBankSampler(bank=str(bank_dir))
+
+
+def test_wplus_bank_refuses_a_generator_it_was_not_inverted_with(gen, bank_dir):
+    WPlusBankSampler(bank=str(bank_dir)).bind(gen)  # the bank's own generator: fine
+    other = TinyGenerator(z_dim=8, w_dim=8, seed=1)  # same shapes, other weights
+    with pytest.raises(LatentBankError) as err:
+        WPlusBankSampler(bank=str(bank_dir)).bind(other)
+    assert str(bank_dir) in str(err.value) and "prior.ckpt" in str(err.value)
 
 
 def test_samplers_are_registered(builtin_registry):

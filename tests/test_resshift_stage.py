@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
+from lift.prediction_writer import TextureWriter
 import torch
 import yaml
 from torch.utils.data import DataLoader
@@ -92,7 +93,7 @@ def _trainer(tmp_path, **kw):
 
 
 def test_module_trains_with_ema_tests_and_predicts(tmp_path):
-    module = tiny_module(predict_dir=str(tmp_path / "out"))
+    module = tiny_module()
     before = [p.clone() for p in module.ema_upsampler.parameters()]
     data = DataLoader(tiny_batches(), batch_size=None)
     _trainer(tmp_path, max_steps=3, limit_val_batches=0).fit(module, data)
@@ -105,9 +106,11 @@ def test_module_trains_with_ema_tests_and_predicts(tmp_path):
 
     results = _trainer(tmp_path).test(module, data)[0]
     assert set(results) == {"test/psnr", "test/ssim"} and results["test/psnr"] > 0
-    preds = _trainer(tmp_path).predict(module, data)
+    writer = TextureWriter(tmp_path / "out", keys=["upsampled"])
+    preds = _trainer(tmp_path, callbacks=[writer]).predict(module, data)
     assert preds[0]["upsampled"].shape == (1, 3, 32, 32)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["s0.png", "s1.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "upsampled").iterdir()) == [
+        "s0.png", "s1.png"]
 
 
 def test_validation_fills_the_image_grid(tmp_path):

@@ -17,22 +17,29 @@ from test_translation_stage import write_bank
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs" / "translate").glob("*.yaml"))
+PRIOR = yaml.safe_load((ROOT / "configs" / "prior" / "stylegan2_quickstart.yaml").read_text())
+QUICKSTART_G = PRIOR["model"]["init_args"]["generator"]
+QUICKSTART_D = PRIOR["model"]["init_args"]["discriminator"]
+INVERT = yaml.safe_load((ROOT / "configs" / "invert" / "stylegan2_quickstart.yaml").read_text())
+INVERSION = INVERT["model"]["init_args"]["settings"]  # the invert config's Eq. 1, 2 steps
+INVERSION["init_args"]["schedule"]["init_args"]["steps"] = 2
+INVERSION["init_args"]["w_stats_samples"] = 256
 
 
 def _overlay(config: Path, tmp_path: Path) -> Path:
     """No prior checkpoint, a bank of random codes, 2-step test-time inversion."""
     init = yaml.safe_load(config.read_text())["model"]["init_args"]["translator"]["init_args"]
     over: dict = {}
-    if "checkpoint" in init:
-        over["checkpoint"] = None
+    if "checkpoint" in init:  # the quickstart prior's networks, built in memory
+        over.update(checkpoint=None, generator=QUICKSTART_G, discriminator=QUICKSTART_D)
     if init.get("sampler", {}).get("class_path", "").endswith("WPlusBankSampler"):
-        g = Generator(**init["generator"]["init_args"])
+        g = Generator(**QUICKSTART_G["init_args"])
         stems = [f"s{i:06d}" for i in range(80)]  # every quickstart stem
         bank = write_bank(tmp_path / "bank", stems, torch.randn(len(stems), g.num_ws, g.w_dim))
         over["sampler"] = {"init_args": {"bank": bank}}
         over["paired_bank"] = bank
     if "inversion" in init:
-        over["inversion"] = {"init_args": {"steps": 2}}
+        over["inversion"] = INVERSION
     path = tmp_path / "overlay.yaml"
     path.write_text(yaml.safe_dump({"model": {"init_args": {"translator": {"init_args": over}}}}))
     return path
@@ -86,10 +93,11 @@ def test_stylegan_wplus_under_ddp_two_cpu_processes(tmp_path):
             "translator": {"init_args": {
                 "checkpoint": None, "paired_bank": bank, "identity_encoder": None,
                 "sampler": {"init_args": {"bank": bank}},
-                "inversion": {"init_args": {"steps": 2}},
-                "generator": {"init_args": tiny},
-                "discriminator": {"init_args": {"resolution": 32, "channel_base": 256,
-                                                "channel_max": 32, "mbstd_group_size": 2}}}}}},
+                "inversion": INVERSION,
+                "generator": {"class_path": QUICKSTART_G["class_path"], "init_args": tiny},
+                "discriminator": {"class_path": QUICKSTART_D["class_path"], "init_args": {
+                    "resolution": 32, "channel_base": 256, "channel_max": 32,
+                    "mbstd_group_size": 2}}}}}},
         "data": {"init_args": {"resolution": 32, "batch_size": 4, "paired_batch_size": 2}},
     }
     path = tmp_path / "overlay.yaml"

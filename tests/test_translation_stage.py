@@ -16,9 +16,12 @@ from torch import nn
 from inversion_helpers import MSEDistance
 from lift.components import IdentityEncoder, LatentSampler
 from lift.data import SyntheticSource, TranslationDataModule, flatten_translation_batch
+from lift.inversion.codes import WPlusCode
 from lift.inversion.schedule import ProjectorSchedule
+from lift.inversion.settings import InversionSettings
 from lift.latent_bank import BankLayout, LatentBankWriter, make_manifest
 from lift.stages.base import LossWeightError
+from lift.spec import spec_of
 from lift.stages.translation import TranslationModule
 from lift_stylegan2.encoder import ZPlusEncoder, kl_to_standard_normal, zplus_to_wplus
 from lift_stylegan2.finetune import AgileGANZPlus, StyleGANWPlus
@@ -64,7 +67,7 @@ def write_bank(root, stems, codes):
     layout = BankLayout.from_stems(stems, 4)
     writer = LatentBankWriter(root, make_manifest(layout, num_ws=codes.shape[1],
                                                   w_dim=codes.shape[2],
-                                                  generator={"fingerprint": "test"}))
+                                                  generator={}))
     writer.prepare()
     index = {s: i for i, s in enumerate(stems)}
     for k in range(layout.num_shards):
@@ -76,9 +79,30 @@ def write_bank(root, stems, codes):
     return str(root)
 
 
-def schedule(steps: int = 3) -> ProjectorSchedule:
-    return ProjectorSchedule(steps=steps, lr=0.1, lr_rampup=0.0, lr_rampdown=0.0,
-                             noise_strength=0.0, noise_ramp=0.75)
+def schedule(steps: int = 3, batch_size: int = 16) -> InversionSettings:
+    """Test-time inversion settings: a few constant-lr steps, MSE + MSE (Eq. 1's shape)."""
+    return InversionSettings(
+        distance=MSEDistance(), code=WPlusCode(),
+        schedule=ProjectorSchedule(steps=steps, lr=0.1, lr_rampup=0.0, lr_rampdown=0.0,
+                                   noise_strength=0.0, noise_ramp=0.75),
+        mse_weight=1.0, perceptual_weight=1.0, use_mask=True, batch_size=batch_size,
+        early_stop=None, adam_betas=(0.9, 0.999), adam_eps=1e-8, w_stats_samples=256, seed=0)
+
+
+def wplus(g=None, d=None, sampler=None, **kwargs) -> StyleGANWPlus:
+    """StyleGAN-W+ on in-memory networks (no prior checkpoint)."""
+    if g is None:
+        g, d = tiny_gd(0)
+    return StyleGANWPlus(None, sampler or ZSampler(), MSEDistance(), generator=g,
+                         discriminator=d, **kwargs)
+
+
+def adam(**kwargs):
+    return partial(torch.optim.Adam, **({"lr": 0.01} | kwargs))
+
+
+def optimizers(**kwargs) -> dict:
+    return {"generator": adam(**kwargs), "discriminator": adam(**kwargs)}
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -134,29 +158,29 @@ def prior_ckpt(tmp_path):
              **{f"generator_ema.{k}": v for k, v in ema.state_dict().items()},
              **{f"discriminator.{k}": v for k, v in d.state_dict().items()}}
     path = tmp_path / "prior.ckpt"
-    torch.save({"state_dict": state, "hyper_parameters": {"lr": 0.002}}, path)
+    components = {"generator": spec_of(g), "discriminator": spec_of(d)}
+    torch.save({"state_dict": state, "hyper_parameters": {"lr": 0.002},
+                "lift_components": components}, path)
     return path, g, ema, d
 
 
 def test_checkpoint_initialises_g_studio_and_d_studio(prior_ckpt):
     path, g, ema, d = prior_ckpt
-    fresh_g, fresh_d = tiny_gd(5)
-    tr = StyleGANWPlus(fresh_g, fresh_d, str(path), ZSampler(), MSEDistance())
+    tr = StyleGANWPlus(str(path), ZSampler(), MSEDistance())  # networks from the file alone
     for name, value in ema.state_dict().items():  # use_ema: G_studio <- G_phone's EMA
         assert torch.equal(tr.generator.state_dict()[name], value), name
         assert torch.equal(tr.source_generator.state_dict()[name], value), name
     for name, value in d.state_dict().items():
         assert torch.equal(tr.discriminator.state_dict()[name], value), name
-    raw = StyleGANWPlus(*tiny_gd(5), str(path), ZSampler(), MSEDistance(), use_ema=False)
+    raw = StyleGANWPlus(str(path), ZSampler(), MSEDistance(), use_ema=False)
     assert torch.equal(raw.generator.state_dict()["synthesis.blocks.0.const"],
                        g.state_dict()["synthesis.blocks.0.const"])
     assert not any(p.requires_grad for p in tr.source_generator.parameters())
 
 
 def _train(translator, weights, source, steps=4, **dm_kwargs):
-    module = TranslationModule(
-        translator, partial(torch.optim.Adam, lr=0.01, betas=(0.0, 0.99)),
-        partial(torch.optim.Adam, lr=0.01, betas=(0.0, 0.99)), weights)
+    optims = {name: adam(betas=(0.0, 0.99)) for name in translator.phases()}
+    module = TranslationModule(translator, optims, weights)
     dm = TranslationDataModule(source, resolution=RES, batch_size=4, paired_batch_size=2,
                                val_split=None, **dm_kwargs)
     trainer = pl.Trainer(max_steps=steps, accelerator="cpu", logger=False,
@@ -168,7 +192,7 @@ def _train(translator, weights, source, steps=4, **dm_kwargs):
 
 @pytest.mark.parametrize("freeze", [8, 0])
 def test_frozen_layers_do_not_change_and_the_others_do(source, freeze):
-    tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance(), freeze_resolution=freeze)
+    tr = wplus(freeze_resolution=freeze)
     before = copy.deepcopy(tr.state_dict())
     frozen = {id(p) for p in tr.generator.synthesis.parameters_up_to(freeze)}
     _train(tr, {"adv": 1.0, "r1": 10.0, "lpips_prior": 0.5}, source, steps=6)
@@ -194,8 +218,8 @@ def wplus_setup(tmp_path):
     ws = torch.randn(4, g.num_ws, g.w_dim)
     paired_codes = torch.randn(2, g.num_ws, g.w_dim)
     bank = write_bank(tmp_path / "bank", ["p0", "p1"], paired_codes)
-    tr = StyleGANWPlus(g, d, None, FixedSampler(ws), MSEDistance(),
-                       identity_encoder=LinearIdentity(), paired_bank=bank, r1_interval=3)
+    tr = wplus(g, d, FixedSampler(ws), identity_encoder=LinearIdentity(), paired_bank=bank,
+               r1_interval=3)
     batch = {"studio": torch.rand(4, 3, RES, RES), "paired_studio": torch.rand(2, 3, RES, RES),
              "paired_stem": ["p1", "p0"]}
     return tr, ws, paired_codes, batch
@@ -248,7 +272,8 @@ def test_wplus_loss_terms_match_hand_computation(wplus_setup):
 def test_lazy_r1_is_computed_every_interval(wplus_setup):
     tr, _, _, batch = wplus_setup
     outputs = tr.forward_step(batch)
-    present = ["r1" in tr.discriminator_losses(batch, outputs) for _ in range(7)]
+    losses = tr.phases()["discriminator"].losses  # the stage passes the phase's step count
+    present = ["r1" in losses(batch, outputs, step) for step in range(7)]
     assert present == [True, False, False, True, False, False, True]
 
 
@@ -259,7 +284,7 @@ def test_paired_stem_missing_from_the_bank_is_named(wplus_setup):
 
 
 def test_a_weighted_term_nobody_computes_is_an_error(source):
-    tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance())  # no paired bank
+    tr = wplus()  # no paired bank
     with pytest.raises(LossWeightError, match=r"\['paired'\]"):
         _train(tr, {"adv": 1.0, "lpips_prior": 0.5, "paired": 1.0}, source, steps=2)
 
@@ -268,8 +293,7 @@ def test_translate_batch_uses_eval_banks_and_inverts_the_rest(tmp_path, monkeypa
     g, d = tiny_gd(0)
     code = torch.randn(1, g.num_ws, g.w_dim)
     bank = write_bank(tmp_path / "eval", ["known"], code)
-    tr = StyleGANWPlus(g, d, None, ZSampler(), MSEDistance(), eval_banks=[bank],
-                       inversion=schedule(3), inversion_batch_size=2)
+    tr = wplus(g, d, eval_banks=[bank], inversion=schedule(3, batch_size=2))
     inverted = []
     real_invert = tr.invert
 
@@ -285,8 +309,8 @@ def test_translate_batch_uses_eval_banks_and_inverts_the_rest(tmp_path, monkeypa
     assert inverted == ["new"]
     assert out.shape == (2, 3, RES, RES) and 0 <= out.min() and out.max() <= 1
     torch.testing.assert_close(out[:1], tr.synthesize(code))
-    with pytest.raises(ValueError, match="no inversion schedule"):
-        StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance()).translate(phone)
+    with pytest.raises(ValueError, match="no inversion settings"):
+        wplus().translate(phone)
 
 
 # --- AgileGAN-Z+ -----------------------------------------------------------------------------
@@ -310,17 +334,22 @@ def test_zplus_encoder_shapes_kl_and_mapping():
 def test_agilegan_trains_its_encoder_and_has_no_identity_or_paired_terms(source):
     g, d = tiny_gd(0)
     enc = ZPlusEncoder(RES, g.synthesis.ws_resolutions, z_dim=g.z_dim, channels=8)
-    tr = AgileGANZPlus(g, d, None, ZPlusSampler(), MSEDistance(), enc)
+    tr = AgileGANZPlus(None, ZPlusSampler(), MSEDistance(), enc, generator=g, discriminator=d)
     batch = {"phone": torch.rand(4, 3, RES, RES) * 0.5 + 0.25, "mask": torch.ones(4, 1, RES, RES),
              "studio": torch.rand(4, 3, RES, RES)}
     outputs = tr.forward_step(batch)
-    terms = tr.generator_losses(batch, outputs)
+    phases = tr.phases()
+    assert list(phases) == ["generator", "discriminator", "encoder"]
+    terms = {**phases["generator"].losses(batch, outputs, 0),
+             **phases["encoder"].losses(batch, outputs, 0)}
     assert set(terms) == {"adv", "lpips_prior", "enc_mse", "enc_lpips", "enc_kl"}
     assert all(torch.isfinite(v) for v in terms.values())
+    assert set(map(id, phases["encoder"].parameters())) == set(map(id, enc.parameters()))
+    assert not set(map(id, phases["generator"].parameters())) & set(map(id, enc.parameters()))
     opt = torch.optim.Adam(enc.parameters(), lr=3e-3)
     first = None
     for _ in range(30):
-        t = tr.extra_generator_terms(batch, outputs, fakes=None)  # the encoder's terms only
+        t = tr.encoder_losses(batch, outputs)  # the encoder's phase
         loss = t["enc_mse"] + 1e-3 * t["enc_kl"]
         first = first if first is not None else loss.item()
         opt.zero_grad()
@@ -329,11 +358,10 @@ def test_agilegan_trains_its_encoder_and_has_no_identity_or_paired_terms(source)
     assert loss.item() < 0.7 * first, (first, loss.item())
     out = tr.translate(batch["phone"])
     assert out.shape == (4, 3, RES, RES)
-    assert set(map(id, tr.generator_parameters())) >= set(map(id, enc.parameters()))
 
 
 def test_a_weight_naming_no_term_is_warned_about(source):
-    tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance())
+    tr = wplus()
     with pytest.warns(UserWarning, match=r"loss_weights \['lpisp_prior'\] name no term"):
         _train(tr, {"adv": 1.0, "lpisp_prior": 0.5}, source, steps=2)
 
@@ -343,10 +371,10 @@ def test_checkpoints_leave_out_metric_copies_and_load_back(tmp_path, source):
     from lift_metrics.image_metrics import PSNR
 
     def module():
-        tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance())
+        tr = wplus()
         return TranslationModule(
-            tr, partial(torch.optim.Adam, lr=0.01), partial(torch.optim.Adam, lr=0.01),
-            {"adv": 1.0}, metrics=[PSNR()], identity_metrics=[FaceID(LinearIdentity())])
+            tr, optimizers(), {"adv": 1.0}, metrics=[PSNR()],
+            identity_metrics=[FaceID(LinearIdentity())])
 
     m = module()
     dm = TranslationDataModule(source, resolution=RES, batch_size=4, val_split=None)
@@ -358,18 +386,31 @@ def test_checkpoints_leave_out_metric_copies_and_load_back(tmp_path, source):
     trainer.save_checkpoint(path)
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     assert not [k for k in state if k.startswith("eval_metrics.")]
+    # G_phone and the frozen distance are rebuilt from the config: not stored
+    assert not [k for k in state if k.startswith(("translator.source_generator.",
+                                                  "translator.distance."))]
     assert any(k.startswith("translator.generator.") for k in state)
+    spec = torch.load(path, map_location="cpu", weights_only=True)["lift_components"]
+    assert spec["translator"]["class_path"] == "lift_stylegan2.finetune.StyleGANWPlus"
     fresh = module()
     t2 = pl.Trainer(max_steps=4, accelerator="cpu", logger=False, enable_progress_bar=False,
                     enable_model_summary=False, enable_checkpointing=False)
     t2.fit(fresh, dm, ckpt_path=path)  # resumes (strict load) although the metrics are absent
     assert t2.global_step == 4
+    assert fresh.phase_steps.tolist() == [4 // 2, 4 // 2]  # phase counters resumed too
+    # A G_phone that differs from the one the checkpoint was trained with is refused.
+    other = module()
+    with torch.no_grad():
+        next(other.translator.source_generator.parameters()).add_(1.0)
+    t3 = pl.Trainer(max_steps=6, accelerator="cpu", logger=False, enable_progress_bar=False,
+                    enable_model_summary=False, enable_checkpointing=False)
+    with pytest.raises(ValueError, match="source_generator"):
+        t3.fit(other, dm, ckpt_path=path)
 
 
 def test_validation_grid_shows_the_translators_training_visuals(source):
-    tr = StyleGANWPlus(*tiny_gd(0), None, ZSampler(), MSEDistance(), inversion=schedule(2))
-    module = TranslationModule(tr, partial(torch.optim.Adam, lr=0.01),
-                               partial(torch.optim.Adam, lr=0.01), {"adv": 1.0})
+    tr = wplus(inversion=schedule(2))
+    module = TranslationModule(tr, optimizers(), {"adv": 1.0})
     dm = TranslationDataModule(source, resolution=RES, batch_size=4, val_split="paired_test")
     captured = {}
 

@@ -11,7 +11,7 @@ from lift.components.identity_encoder import IdentityEncoder
 from lift.components.latent_sampler import LatentSampler
 from lift.components.metric import Metric
 from lift.components.perceptual_distance import PerceptualDistance
-from lift.components.translator import Translator
+from lift.components.translator import Phase, Translator
 from lift.components.upsampler import Upsampler
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "LatentSampler",
     "Metric",
     "PerceptualDistance",
+    "Phase",
     "StyleGenerator",
     "Translator",
     "Upsampler",

@@ -6,9 +6,10 @@ import abc
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class ColourTransform(nn.Module, abc.ABC):
+class ColourTransform(Recordable, nn.Module, abc.ABC):
     """Fits a colour transform from a phone texture to its studio-lit version, then applies it.
 
     Eq. 15 fits the transform that maps the neutral phone texture ``I_phone`` onto the

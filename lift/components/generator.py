@@ -16,9 +16,10 @@ from typing import Iterator
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class StyleGenerator(nn.Module, abc.ABC):
+class StyleGenerator(Recordable, nn.Module, abc.ABC):
     """G = synthesis ∘ mapping, with a W+ code space of ``num_ws`` rows of ``w_dim``.
 
     Attributes every implementation sets in ``__init__``: ``z_dim``, ``w_dim``, ``num_ws``,
@@ -67,7 +68,7 @@ class StyleGenerator(nn.Module, abc.ABC):
         return self.synthesize(self.map(z, truncation_psi=truncation_psi), noise_mode=noise_mode)
 
 
-class ImageDiscriminator(nn.Module, abc.ABC):
+class ImageDiscriminator(Recordable, nn.Module, abc.ABC):
     """D: images ``[N, img_channels, resolution, resolution]`` in [-1, 1] -> logits ``[N, 1]``.
 
     Attributes set in ``__init__``: ``resolution``, ``img_channels``.

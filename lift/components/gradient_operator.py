@@ -6,9 +6,10 @@ import abc
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class GradientOperator(nn.Module, abc.ABC):
+class GradientOperator(Recordable, nn.Module, abc.ABC):
     """Maps a texture ``[B,C,H,W]`` to a signed detail image of the same shape.
 
     Eq. 13 adds ``G(I_phone)`` to the low-resolution studio texture, so the output lives in

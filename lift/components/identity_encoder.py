@@ -6,9 +6,10 @@ import abc
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class IdentityEncoder(nn.Module, abc.ABC):
+class IdentityEncoder(Recordable, nn.Module, abc.ABC):
     """Maps a UV texture ``[B,3,H,W]`` in [0,1] to identity embeddings ``[B,D]``.
 
     The texture-to-face-crop adapter belongs to the encoder, so the loss (Eq. 4) and the
@@ -19,5 +20,8 @@ class IdentityEncoder(nn.Module, abc.ABC):
     embedding_dim: int
 
     @abc.abstractmethod
-    def forward(self, texture: torch.Tensor) -> torch.Tensor:
-        """Return one embedding per texture, ``[B, embedding_dim]``."""
+    def forward(self, texture: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Return one embedding per texture, ``[B, embedding_dim]``.
+
+        ``mask`` ``[B,1,H,W]`` (1 = visible) blanks texels the capture did not see in the
+        encoder's input, so holes are not read as identity changes (FaceID on phone inputs)."""

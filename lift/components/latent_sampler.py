@@ -6,9 +6,11 @@ import abc
 
 import torch
 from torch import nn
+from lift.components.generator import StyleGenerator
+from lift.spec import Recordable
 
 
-class LatentSampler(nn.Module, abc.ABC):
+class LatentSampler(Recordable, nn.Module, abc.ABC):
     """Draws W+ codes ``[N, num_ws, w_dim]`` for the synthesis network.
 
     Z vs W vs W+ is the sampler's business (a module boundary), never a flag inside a
@@ -18,8 +20,9 @@ class LatentSampler(nn.Module, abc.ABC):
 
     kind = "latent_sampler"
 
-    def bind(self, generator: nn.Module) -> None:
-        """Attach the generator (for samplers that go through its mapping network)."""
+    def bind(self, generator: StyleGenerator) -> None:
+        """Attach G_phone (Z-space samplers draw through its ``map``; bank samplers check that
+        their codes were inverted with it). Called once, before the first ``sample``."""
 
     @abc.abstractmethod
     def sample(self, num: int, *, generator: torch.Generator | None = None) -> torch.Tensor:

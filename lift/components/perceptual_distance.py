@@ -6,9 +6,10 @@ import abc
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class PerceptualDistance(nn.Module, abc.ABC):
+class PerceptualDistance(Recordable, nn.Module, abc.ABC):
     """Distance between two batches of RGB textures in [0,1]; returns one value per sample.
 
     Implementations are frozen (no trainable parameters) and differentiable w.r.t. inputs.

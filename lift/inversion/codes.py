@@ -10,9 +10,10 @@ from __future__ import annotations
 import abc
 
 import torch
+from lift.spec import Recordable
 
 
-class LatentCode(abc.ABC):
+class LatentCode(Recordable, abc.ABC):
     """Free parameters ``[B, *param_shape]`` of a texture -> W+ codes ``[B, num_ws, w_dim]``."""
 
     @abc.abstractmethod

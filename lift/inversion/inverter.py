@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
-from torch import nn
 
+from lift.components import StyleGenerator
 from lift.inversion.codes import LatentCode
 from lift.inversion.objective import InversionObjective
 from lift.inversion.schedule import ProjectorSchedule
@@ -43,7 +43,7 @@ def stem_seed(seed: int, stem: str) -> int:
 
 
 @torch.no_grad()
-def w_statistics(mapping: nn.Module, z_dim: int, num_samples: int, seed: int,
+def w_statistics(generator: StyleGenerator, num_samples: int, seed: int,
                  device: torch.device, chunk: int = 4096) -> tuple[torch.Tensor, float]:
     """Mean ``[w_dim]`` and scalar spread of W over ``num_samples`` mapped Gaussian z.
 
@@ -54,8 +54,8 @@ def w_statistics(mapping: nn.Module, z_dim: int, num_samples: int, seed: int,
     ws = []
     for start in range(0, num_samples, chunk):
         n = min(chunk, num_samples - start)
-        z = torch.randn(n, z_dim, generator=gen).to(device)
-        ws.append(mapping(z)[:, 0].float())
+        z = torch.randn(n, generator.z_dim, generator=gen).to(device)
+        ws.append(generator.map(z)[:, 0].float())
     w = torch.cat(ws)
     w_avg = w.mean(0)
     w_std = float((w - w_avg).square().sum(1).mean().sqrt())
@@ -79,7 +79,7 @@ class BatchedInverter:
 
     def __init__(
         self,
-        generator: nn.Module,           # .mapping, .synthesis, .z_dim, .num_ws; frozen here
+        generator: StyleGenerator,      # G_phone; frozen here
         objective: InversionObjective,  # Eq. 1, per texture
         code: LatentCode,               # W+ or W
         schedule: ProjectorSchedule,
@@ -118,8 +118,8 @@ class BatchedInverter:
     @property
     def w_stats(self) -> tuple[torch.Tensor, float]:
         if self._w_stats is None:
-            self._w_stats = w_statistics(self.generator.mapping, self.generator.z_dim,
-                                         self.w_stats_samples, self.seed, self.device)
+            self._w_stats = w_statistics(self.generator, self.w_stats_samples, self.seed,
+                                         self.device)
         return self._w_stats
 
     @property
@@ -128,9 +128,9 @@ class BatchedInverter:
 
     def add(self, stems: Sequence[str], images: torch.Tensor, masks: torch.Tensor | None) -> None:
         """Queue textures ``images`` ``[B,3,R,R]`` in [0,1] (``masks`` ``[B,1,R,R]`` or None)."""
-        res = self.generator.synthesis.resolution if hasattr(self.generator, "synthesis") else None
+        res = self.generator.resolution
         assert images.ndim == 4 and images.shape[0] == len(stems), (images.shape, len(stems))
-        if res is not None and images.shape[-1] != res:
+        if images.shape[-1] != res or images.shape[-2] != res:
             raise ValueError(f"textures are {tuple(images.shape[-2:])} but the generator makes "
                              f"{res}x{res}; set the data module's resolution to {res}")
         for i, stem in enumerate(stems):
@@ -211,7 +211,7 @@ class BatchedInverter:
         p = params.detach().requires_grad_(True)
         noisy = p + noise_scale.to(device)[:, None, None] * noise
         ws = self.code.to_wplus(noisy, self.num_ws)
-        terms = self.objective(self.generator.synthesis(ws, noise_mode=self.noise_mode),
+        terms = self.objective(self.generator.synthesize(ws, noise_mode=self.noise_mode),
                                a["target"], a["mask"])
         loss = terms["loss"]
         (grad,) = torch.autograd.grad(loss.sum(), p)  # sum: per-texture gradients stay apart
@@ -242,7 +242,7 @@ class BatchedInverter:
         params = a["params"][dev_idx]
         ws = self.code.to_wplus(params, self.num_ws)
         mask = None if a["mask"] is None else a["mask"][dev_idx]
-        terms = self.objective(self.generator.synthesis(ws, noise_mode=self.noise_mode),
+        terms = self.objective(self.generator.synthesize(ws, noise_mode=self.noise_mode),
                                a["target"][dev_idx], mask)
         results = [
             InversionResult(

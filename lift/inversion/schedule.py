@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 
 import torch
+from lift.spec import Recordable
 
 
-class ProjectorSchedule:
+class ProjectorSchedule(Recordable):
     """Per-texture learning rate and latent-noise scale as functions of each texture's step."""
 
     def __init__(

@@ -6,9 +6,10 @@ Each texture is judged on its own loss history only, so stopping keeps textures 
 from __future__ import annotations
 
 import torch
+from lift.spec import Recordable
 
 
-class PlateauStop:
+class PlateauStop(Recordable):
     """Stop a texture once its loss has not improved by ``rel_tol`` for ``patience`` steps.
 
     An improvement is a loss below ``best * (1 - rel_tol)``; it resets the patience counter

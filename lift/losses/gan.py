@@ -1,4 +1,8 @@
-"""StyleGAN2 losses as pure functions (no state, no networks inside).
+"""GAN losses as pure functions (no state, no networks inside).
+
+The prior stage (StyleGAN2's objective) and the GAN translators (the paper's hinge loss, Eq. 3)
+share them; they need only logits, images and codes, so any generator/discriminator pair that
+follows lift.components.StyleGenerator / ImageDiscriminator can use them.
 
 Non-saturating logistic GAN loss (Goodfellow et al. 2014), R1 gradient penalty (Mescheder et
 al. 2018; the paper's Eq. 7 with γ = 10) and path-length regularisation (StyleGAN2 Sect. 3.2,

@@ -1,15 +1,39 @@
-"""What every stage LightningModule shares: weighted loss terms and the per-stage hooks."""
+"""What every stage LightningModule shares.
+
+Weighted loss terms and the per-stage hooks; per-split metric copies and their log names;
+per-rank seeding; and what goes into a checkpoint: the specs of the components a stage
+trains (so the next stage rebuilds them from the checkpoint alone) and nothing that can be
+rebuilt (frozen pretrained networks, an upstream generator, metric copies).
+"""
 
 from __future__ import annotations
 
+import copy
 from contextlib import nullcontext
 from typing import Any, Iterable, Mapping
 
 import lightning.pytorch as pl
 import torch
 import torch.distributed as dist
+import torchmetrics
+from torch import nn
 
+from lift.checkpoints import COMPONENTS_KEY
+from lift.latent_bank import tensors_fingerprint
 from lift.registry import get_plugin_manager
+from lift.spec import spec_of
+
+REBUILT_KEY = "lift_rebuilt"
+
+
+def metric_name(metric: torchmetrics.Metric) -> str:
+    """A metric's column / log name: its ``name`` attribute, else its class name."""
+    return getattr(metric, "name", "") or type(metric).__name__.lower()
+
+
+def split_key(split: str) -> str:
+    """A split name as a ModuleDict key (no dots)."""
+    return split.replace(".", "_")
 
 
 class LossWeightError(KeyError):
@@ -25,11 +49,71 @@ class StageModule(pl.LightningModule):
     """
 
     stage: str = ""
+    #: attributes holding the components this stage trains; their specs go into checkpoints
+    recorded_components: tuple[str, ...] = ()
 
     def __init__(self, loss_weights: Mapping[str, float] | None = None):
         super().__init__()
         self.loss_weights: dict[str, float] = dict(loss_weights or {})
         self.validation_images: dict[str, torch.Tensor] = {}
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def rebuilt_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes (``"a.b."``) that the constructor rebuilds from the config:
+        left out of checkpoints, checked on load."""
+        return ()
+
+    def dropped_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes left out of checkpoints without a check (metric copies: their
+        frozen encoders are rebuilt from the config, and their set depends on the splits)."""
+        return ()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[COMPONENTS_KEY] = {name: spec_of(getattr(self, name), name)
+                                      for name in self.recorded_components}
+        state = checkpoint["state_dict"]
+        rebuilt = {}
+        for prefix in self.rebuilt_prefixes():
+            keys = sorted(k for k in state if k.startswith(prefix))
+            rebuilt[prefix] = tensors_fingerprint((k, state[k]) for k in keys)
+            for key in keys:
+                del state[key]
+        for prefix in self.dropped_prefixes():
+            for key in [k for k in state if k.startswith(prefix)]:
+                del state[key]
+        checkpoint[REBUILT_KEY] = rebuilt
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state, own = checkpoint["state_dict"], self.state_dict()
+        for prefix, fingerprint in (checkpoint.get(REBUILT_KEY) or {}).items():
+            keys = sorted(k for k in own if k.startswith(prefix))
+            if tensors_fingerprint((k, own[k]) for k in keys) != fingerprint:
+                source = getattr(self._trainer, "ckpt_path", None) if self._trainer else None
+                raise ValueError(
+                    f"{self.stage} stage: checkpoint {source or ''} was saved with other "
+                    f"weights for '{prefix}*' than this config rebuilds (an upstream checkpoint "
+                    "or a pretrained network changed since); resuming would silently mix them")
+            for key in keys:
+                state.setdefault(key, own[key])
+        for prefix in self.dropped_prefixes():
+            for key in [k for k in own if k.startswith(prefix)]:
+                state.setdefault(key, own[key])
+
+    # --- metrics and seeds -------------------------------------------------------------------
+
+    @staticmethod
+    def split_metrics(splits: Iterable[str],
+                      metrics: Mapping[str, torchmetrics.Metric]) -> nn.ModuleDict:
+        """One independent copy of ``metrics`` (name -> metric) per split."""
+        return nn.ModuleDict({split_key(s): nn.ModuleDict(
+            {k: copy.deepcopy(m) for k, m in metrics.items()}) for s in splits})
+
+    def seed_rank(self, offset: int = 0) -> None:
+        """Under DDP, give every rank its own random stream (latents, noise, augmentation),
+        reproducibly: the seed depends on the initial seed, the rank and ``offset``."""
+        if self.world_size() > 1:
+            torch.manual_seed(torch.initial_seed() + 1_000_003 * self.global_rank + offset)
 
     @property
     def active_terms(self) -> frozenset[str]:

@@ -25,17 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DistributedSampler
 
-from lift.components import PerceptualDistance
-from lift.inversion.checkpoint import load_generator_weights
-from lift.inversion.codes import LatentCode
+from lift.checkpoints import build_from_checkpoint
+from lift.components import StyleGenerator
 from lift.inversion.inverter import BatchedInverter, InversionResult, optimising
-from lift.inversion.objective import InversionObjective
 from lift.inversion.report import write_report
-from lift.inversion.schedule import ProjectorSchedule
-from lift.inversion.stopping import PlateauStop
+from lift.inversion.settings import InversionSettings
 from lift.latent_bank import (
     BankLayout,
     LatentBank,
@@ -44,56 +40,54 @@ from lift.latent_bank import (
     make_manifest,
     state_dict_fingerprint,
 )
+from lift.spec import spec_of
 from lift.stages.base import StageModule
 
 log = logging.getLogger(__name__)
 
 
 class InversionModule(StageModule):
-    """Inverts the predict split into the latent bank ``bank_dir`` (run by ``lift predict``)."""
+    """Inverts the predict split into the latent bank ``bank_dir`` (run by ``lift predict``).
+
+    Args:
+        checkpoint: the prior stage's checkpoint; G_phone's architecture and weights are
+            read from it (None: use ``generator`` as given, e.g. in tests).
+        settings: Eq. 1's objective, code space, schedule and optimiser (recorded in the
+            bank's manifest, where test-time inversion finds them).
+        bank_dir: where S_W+ is written (resumed if present).
+        shard_size: textures per bank shard (the unit of resume).
+        use_ema: invert G_phone's EMA weights (True) or its raw weights.
+        generator: G_phone built in memory, only when ``checkpoint`` is None.
+        report: write report.md / report.csv into ``bank_dir`` when done.
+    """
 
     stage = "invert"
 
     def __init__(
         self,
-        generator: nn.Module,               # G_phone's architecture (as in the prior config)
-        distance: PerceptualDistance,       # the LPIPS-type term of Eq. 1
-        code: LatentCode,                   # WPlusCode (Eq. 1) or WCode (the W baseline)
-        schedule: ProjectorSchedule,        # steps, lr ramps, latent noise
-        bank_dir: str,                      # where S_W+ is written (resumed if present)
-        checkpoint: str | None,             # prior-stage checkpoint; None: generator as built
-        use_ema: bool,                      # load generator_ema.* (True) or generator.*
-        mse_weight: float,                  # Eq. 1 pixel term weight
-        perceptual_weight: float,           # Eq. 1 perceptual term weight
-        use_mask: bool,                     # weight both terms by the visibility mask
-        batch_size: int,                    # textures optimised together
-        shard_size: int,                    # textures per bank shard (unit of resume)
-        early_stop: PlateauStop | None,     # per-texture plateau stop; None: all steps
-        adam_betas: tuple[float, float],    # reference: (0.9, 0.999)
-        adam_eps: float,                    # reference: 1e-8
-        w_stats_samples: int,               # z draws for w_avg / w_std (reference: 10000)
-        seed: int,                          # latent-noise seed, mixed with each stem
-        report: bool = True,                # write report.md/.csv into bank_dir when done
+        checkpoint: str | None,
+        settings: InversionSettings,
+        bank_dir: str,
+        shard_size: int,
+        use_ema: bool = True,
+        generator: StyleGenerator | None = None,
+        report: bool = True,
     ):
         super().__init__(loss_weights=None)
+        if (checkpoint is None) == (generator is None):
+            raise ValueError("invert stage: give exactly one of checkpoint (the prior stage's "
+                             "output; the usual case) and generator")
         if checkpoint is not None:
-            load_generator_weights(generator, checkpoint, ema=use_ema)
+            generator = build_from_checkpoint(checkpoint, "generator",
+                                              "generator_ema" if use_ema else "generator")
+        assert generator is not None
         self.generator = generator.requires_grad_(False)
-        self.distance = distance
-        self.code = code
-        self.schedule = schedule
-        self.objective = InversionObjective(distance, mse_weight, perceptual_weight, use_mask)
+        self.settings = settings
+        self.distance = settings.distance  # a submodule: moves to the device with the stage
         self.bank_dir = Path(bank_dir)
         self.checkpoint = checkpoint
         self.use_ema = use_ema
-        self.use_mask = use_mask
-        self.batch_size = batch_size
         self.shard_size = shard_size
-        self.early_stop = early_stop
-        self.adam_betas = tuple(adam_betas)
-        self.adam_eps = adam_eps
-        self.w_stats_samples = w_stats_samples
-        self.seed = seed
         self.write_report = report
         self.inverter: BatchedInverter | None = None
         self.writer: LatentBankWriter | None = None
@@ -104,21 +98,10 @@ class InversionModule(StageModule):
     # --- configuration recorded in the bank's manifest -------------------------------------
 
     def inversion_config(self) -> dict[str, Any]:
-        s, e = self.schedule, self.early_stop
-        return {
-            "code": type(self.code).__name__,
-            "distance": type(self.distance).__name__,
-            "schedule": {"steps": s.steps, "lr": s.lr, "lr_rampup": s.lr_rampup,
-                         "lr_rampdown": s.lr_rampdown, "noise_strength": s.noise_strength,
-                         "noise_ramp": s.noise_ramp},
-            "mse_weight": self.objective.mse_weight,
-            "perceptual_weight": self.objective.perceptual_weight,
-            "use_mask": self.use_mask,
-            "early_stop": None if e is None else {"patience": e.patience, "rel_tol": e.rel_tol,
-                                                  "min_steps": e.min_steps},
-            "adam_betas": list(self.adam_betas), "adam_eps": self.adam_eps,
-            "w_stats_samples": self.w_stats_samples, "seed": self.seed,
-        }
+        """The settings' spec (rebuilt by test-time inversion) and G_phone's spec."""
+        return {"code": type(self.settings.code).__name__,
+                "settings": spec_of(self.settings, "settings"),
+                "generator": spec_of(self.generator, "generator")}
 
     # --- prediction -----------------------------------------------------------------------
 
@@ -164,11 +147,7 @@ class InversionModule(StageModule):
         self.shards_written = []
         log.info("rank %d: %d of its %d shards to invert (%d already in %s)", rank,
                  len(self._todo), len(mine), len(set(mine) & done), self.bank_dir)
-        self.inverter = BatchedInverter(
-            self.generator, self.objective, self.code, self.schedule, self.batch_size,
-            early_stop=self.early_stop, adam_betas=self.adam_betas, adam_eps=self.adam_eps,
-            w_stats_samples=self.w_stats_samples, seed=self.seed,
-        )
+        self.inverter = self.settings.inverter(self.generator)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         assert self.inverter is not None and self.writer is not None
@@ -179,7 +158,7 @@ class InversionModule(StageModule):
         with optimising():
             if keep:
                 idx = torch.tensor(keep, device=batch["phone"].device)
-                mask = batch["mask"].index_select(0, idx) if self.use_mask else None
+                mask = batch["mask"].index_select(0, idx) if self.settings.use_mask else None
                 self.inverter.add([stems[i] for i in keep],
                                   batch["phone"].index_select(0, idx), mask)
                 self._queued.update(stems[i] for i in keep)
@@ -205,7 +184,7 @@ class InversionModule(StageModule):
             bank.check_complete()
             self.writer.write_index()
             if self.write_report:
-                write_report({type(self.code).__name__: self.bank_dir}, self.bank_dir)
+                write_report({type(self.settings.code).__name__: self.bank_dir}, self.bank_dir)
             log.info("latent bank %s complete: %d codes", self.bank_dir, len(bank))
 
     def _collect(self, results: list[InversionResult]) -> None:

@@ -34,31 +34,25 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from lift.components import ImageDiscriminator, StyleGenerator
 from lift.ema import beta_from_half_life, ema_update
+from lift.losses import gan as losses
 from lift.stages.base import StageModule
-
-
-def _losses():
-    # The loss functions are the StyleGAN2 plugin's pure functions (imported lazily so that
-    # lift's core imports without the plugin package).
-    from lift_stylegan2 import losses
-
-    return losses
 
 
 class PriorModule(StageModule):
     """LightningModule of the prior stage (G_phone, D_phone).
 
     Args:
-        generator: G_phone, e.g. ``lift_stylegan2.networks.Generator``; needs ``mapping``
-            (z -> ws [N, num_ws, w_dim], with ``update_w_avg``), ``synthesis`` (ws -> image in
-            [-1, 1]) and ``z_dim``, ``num_ws``, ``resolution``, ``img_channels``.
-        discriminator: D_phone, e.g. ``lift_stylegan2.networks.Discriminator`` (image -> [N, 1]).
+        generator: G_phone, any :class:`~lift.components.StyleGenerator` (e.g.
+            ``lift_stylegan2.networks.Generator``).
+        discriminator: D_phone, any :class:`~lift.components.ImageDiscriminator`.
         lr, betas, eps: Adam for both networks (StyleGAN2: 0.002, (0, 0.99), 1e-8), before the
             lazy-regularisation correction.
         r1_gamma: R1 weight γ (Eq. 7; 10). 0 switches R1 off.
         r1_interval: lazy R1 every this many iterations (16).
-        pl_weight: path-length weight (2). 0 switches it off.
+        pl_weight: path-length weight (2). 0 switches it off; a generator whose
+            ``regularizers`` lack ``"path_length"`` never gets it.
         pl_interval: lazy path-length every this many iterations (4).
         pl_decay: decay of the running mean path length (0.01).
         pl_batch_shrink: the path-length batch is ``batch // pl_batch_shrink`` (2).
@@ -76,11 +70,12 @@ class PriorModule(StageModule):
     """
 
     stage = "prior"
+    recorded_components = ("generator", "discriminator")
 
     def __init__(
         self,
-        generator: nn.Module,
-        discriminator: nn.Module,
+        generator: StyleGenerator,
+        discriminator: ImageDiscriminator,
         lr: float = 0.002,
         betas: tuple[float, float] = (0.0, 0.99),
         eps: float = 1e-8,
@@ -103,10 +98,9 @@ class PriorModule(StageModule):
                          else {"adv": 1.0, "r1": 1.0, "path_length": 1.0})
         self.save_hyperparameters(ignore=["generator", "discriminator", "augment"])
         self.automatic_optimization = False
-        for name in ("mapping", "synthesis", "z_dim", "num_ws", "resolution", "img_channels"):
-            if not hasattr(generator, name):
-                raise TypeError(f"generator {type(generator).__name__} has no {name!r}: the "
-                                "prior stage needs a StyleGAN-style mapping/synthesis generator")
+        if not isinstance(generator, StyleGenerator):
+            raise TypeError(f"generator {type(generator).__name__} is not a "
+                            "lift.components.StyleGenerator")
         if getattr(discriminator, "resolution", generator.resolution) != generator.resolution:
             raise ValueError(f"generator resolution {generator.resolution} != discriminator "
                              f"resolution {discriminator.resolution}")
@@ -141,7 +135,8 @@ class PriorModule(StageModule):
 
     @property
     def pl_active(self) -> bool:
-        return self.pl_weight != 0 and "path_length" in self.active_terms
+        return (self.pl_weight != 0 and "path_length" in self.active_terms
+                and "path_length" in self.generator.regularizers)
 
     def _phase_terms(self, phase: str) -> frozenset[str]:
         return frozenset({"generator": {"adv"}, "discriminator": {"adv"},
@@ -163,13 +158,13 @@ class PriorModule(StageModule):
     def generate(self, n: int, update_w_avg: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """G(z) with style mixing: (images [N, C, R, R] in [-1, 1], ws [N, num_ws, w_dim])."""
         g = self.generator
-        ws = g.mapping(self._latents(n), update_w_avg=update_w_avg)
+        ws = g.map(self._latents(n), update_w_avg=update_w_avg)
         if self.style_mixing_prob > 0 and torch.rand(()) < self.style_mixing_prob:
             # Rows from `cutoff` on come from a second latent (one cutoff per batch).
             cutoff = int(torch.randint(1, g.num_ws, ()))
-            ws2 = g.mapping(self._latents(n), update_w_avg=False)
+            ws2 = g.map(self._latents(n), update_w_avg=False)
             ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
-        return g.synthesis(ws, noise_mode="random"), ws
+        return g.synthesize(ws, noise_mode="random"), ws
 
     def discriminate(self, images: torch.Tensor) -> torch.Tensor:
         if self.augment is not None:
@@ -191,12 +186,9 @@ class PriorModule(StageModule):
     # --- training ------------------------------------------------------------------------------
 
     def on_train_start(self) -> None:
-        if self._world_size() > 1:  # different latents, noise and augmentation on every rank
-            torch.manual_seed(torch.initial_seed() + 1_000_003 * self.global_rank
-                              + int(self.iteration))
+        self.seed_rank(int(self.iteration))  # own latents, noise and augmentation per rank
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        losses = _losses()
         opt_g, opt_d = self.optimizers()
         reals = self._reals(batch)
         n = reals.shape[0]

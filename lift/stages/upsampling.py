@@ -8,13 +8,13 @@ Eq. 13-14) according to its conditioning mode.
 
 Validation and test sample with the EMA weights (ResShift: EMA 0.999, ``use_ema_val``) on
 full-resolution textures; validation fills the image grid (low-res / upsampled / ground truth /
-phone gradient). Predict writes the upsampled textures.
+phone gradient). Predict returns ``{"stem", "low_res", "upsampled"}``; the
+:class:`~lift.prediction_writer.TextureWriter` callback writes them.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -24,7 +24,7 @@ from torch import nn
 
 from lift.components import Upsampler
 from lift.ema import ema_update
-from lift.stages.base import StageModule
+from lift.stages.base import StageModule, metric_name
 
 
 class UpsamplingModule(StageModule):
@@ -43,10 +43,10 @@ class UpsamplingModule(StageModule):
         tile_size, tile_overlap: tiled sampling in val/test/predict (None: whole texture).
         num_inference_steps: reverse steps in val/test/predict (None: the upsampler's own).
         sample_seed: seeds the sampling noise of val/test/predict (per rank and batch).
-        predict_dir: where predict writes ``<stem>.png`` (16-bit); None: nothing written.
     """
 
     stage = "upsample"
+    recorded_components = ("upsampler",)
 
     def __init__(
         self,
@@ -62,7 +62,6 @@ class UpsamplingModule(StageModule):
         tile_overlap: int = 32,
         num_inference_steps: int | None = None,
         sample_seed: int = 0,
-        predict_dir: str | None = None,
     ):
         super().__init__(loss_weights=loss_weights if loss_weights is not None else {"mse": 1.0})
         self.save_hyperparameters(ignore=["upsampler", "metrics"])
@@ -73,18 +72,11 @@ class UpsamplingModule(StageModule):
         self.low_resolution = low_resolution
         self.lr, self.weight_decay, self.betas = lr, weight_decay, tuple(betas)
         self.ema_decay = ema_decay
-        metrics = list(metrics or [])
-        self.val_metrics = nn.ModuleDict({self._metric_name(m): m for m in metrics})
-        self.test_metrics = nn.ModuleDict(
-            {self._metric_name(m): copy.deepcopy(m) for m in metrics})
+        self.eval_metrics = self.split_metrics(
+            ["val", "test"], {metric_name(m): m for m in metrics or []})
         self.tile_size, self.tile_overlap = tile_size, tile_overlap
         self.num_inference_steps = num_inference_steps
         self.sample_seed = sample_seed
-        self.predict_dir = predict_dir
-
-    @staticmethod
-    def _metric_name(metric: torchmetrics.Metric) -> str:
-        return getattr(metric, "name", "") or type(metric).__name__.lower()
 
     @property
     def scale_factor(self) -> int:
@@ -129,7 +121,7 @@ class UpsamplingModule(StageModule):
         return self.weighted_loss("diffusion", terms, batch)
 
     def _phase_terms(self, phase: str) -> frozenset[str]:
-        return frozenset({"mse", "autoencoder"})
+        return frozenset(self.upsampler.loss_terms)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         ema_update(self.ema_upsampler, self.upsampler, self.ema_decay)
@@ -140,19 +132,19 @@ class UpsamplingModule(StageModule):
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    def _evaluate(self, batch: Mapping[str, Any], batch_idx: int, split: str,
-                  metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
+    def _evaluate(self, batch: Mapping[str, Any], batch_idx: int,
+                  split: str) -> dict[str, torch.Tensor]:
         self._check_full_size(batch)
         out = self.sample(batch, batch_idx)
         studio = batch["studio"]
-        for name, metric in metrics.items():
+        for name, metric in self.eval_metrics[split].items():
             metric.update(out["upsampled"], studio)
             self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True,
                      batch_size=studio.shape[0])
         return out
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        out = self._evaluate(batch, batch_idx, "val", self.val_metrics)
+        out = self._evaluate(batch, batch_idx, "val")
         if batch_idx == 0 and self.global_rank == 0:
             images = {"low_res": out["low_res"], "upsampled": out["upsampled"],
                       "studio": batch["studio"]}
@@ -163,14 +155,8 @@ class UpsamplingModule(StageModule):
             self.validation_images = images
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
-        self._evaluate(batch, batch_idx, "test", self.test_metrics)
+        self._evaluate(batch, batch_idx, "test")
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
-        out = self.sample(batch, batch_idx)
-        if self.predict_dir is not None:
-            from lift.data import write_texture
-
-            root = Path(self.predict_dir)
-            for stem, image in zip(batch["stem"], out["upsampled"]):
-                write_texture(root / f"{stem}.png", image.float().cpu())
-        return {"stem": list(batch["stem"]), "upsampled": out["upsampled"]}
+        """Î* of a batch (written by the TextureWriter callback)."""
+        return {"stem": list(batch["stem"]), **self.sample(batch, batch_idx)}

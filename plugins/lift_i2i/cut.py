@@ -35,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from lift.components import Translator
+from lift.components import Phase, Translator
 from lift_i2i.losses import lsgan_loss, patch_nce_loss
 from lift_i2i.networks import PatchDiscriminator, PatchSampleMLP, ResnetGenerator, init_weights
 
@@ -53,8 +53,6 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
 class CUT(Translator):
     """Contrastive unpaired translation (CUT; FastCUT with ``nce_identity=False,
     flip_equivariance=True`` and NCE weight 10). See the module docstring for the terms."""
-
-    phase_order = ("discriminator", "generator")  # the reference updates D, then G and F
 
     def __init__(
         self,
@@ -94,11 +92,13 @@ class CUT(Translator):
         for net in (self.generator, self.patch_sampler, self.discriminator):
             init_weights(net, init_type, init_gain)
 
-    @property
-    def loss_terms(self) -> dict[str, tuple[str, ...]]:
-        """Term names per phase (the stage warns about weights naming none of them)."""
+    def phases(self) -> dict[str, Phase]:
+        """D first, then G and F together (the reference's order; its two Adam optimisers
+        of G and F have equal settings and step together)."""
         generator = ("gan", "nce", "nce_identity") if self.nce_identity else ("gan", "nce")
-        return {"generator": generator, "discriminator": ("d_real", "d_fake")}
+        return {"discriminator": Phase(self.discriminator_parameters, self.discriminator_losses,
+                                       ("d_real", "d_fake")),
+                "generator": Phase(self.generator_parameters, self.generator_losses, generator)}
 
     def reference_loss_weights(self) -> dict[str, float]:
         """The loss weights that reproduce the reference objective for this configuration."""
@@ -125,8 +125,8 @@ class CUT(Translator):
                 "fake_b": fake[:n], "idt_b": fake[n:] if self.nce_identity else None,
                 "flipped": flipped, "keys": keys}
 
-    def discriminator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any]
-                             ) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any],
+                             step: int = 0) -> dict[str, torch.Tensor]:
         fake_b, real_b = outputs["fake_b"].detach(), outputs["real_b"]
         if self._per_sample_norm:  # one D pass over [fake; real]
             pred = self.discriminator(torch.cat([fake_b, real_b]))
@@ -135,8 +135,8 @@ class CUT(Translator):
             pred_fake, pred_real = self.discriminator(fake_b), self.discriminator(real_b)
         return {"d_fake": lsgan_loss(pred_fake, False), "d_real": lsgan_loss(pred_real, True)}
 
-    def generator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any]
-                         ) -> dict[str, torch.Tensor]:
+    def generator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any],
+                         step: int = 0) -> dict[str, torch.Tensor]:
         terms = {"gan": lsgan_loss(self.discriminator(outputs["fake_b"]), True)}
         n = outputs["real_a"].shape[0]
         queries = self._encode(outputs["fake"], n)

@@ -38,7 +38,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from lift.components import Translator
+from lift.components import Phase, Translator
 from lift_i2i.cut import to_signed, to_unit
 from lift_i2i.losses import l1_loss, lsgan_loss
 from lift_i2i.networks import PatchDiscriminator, ResnetGenerator, init_weights
@@ -48,7 +48,6 @@ from lift_i2i.pool import ImagePool
 class CycleGAN(Translator):
     """Two generators, two PatchGANs, cycle + identity losses, image pools of 50."""
 
-    phase_order = ("generator", "discriminator")  # the reference updates G_A, G_B, then D_A, D_B
 
     def __init__(
         self,
@@ -85,14 +84,14 @@ class CycleGAN(Translator):
         self.fake_b_pool = ImagePool(pool_size, rng)  # G_A's outputs, for D_A
         self.fake_a_pool = ImagePool(pool_size, rng)  # G_B's outputs, for D_B
 
-    @property
-    def loss_terms(self) -> dict[str, tuple[str, ...]]:
-        """Term names per phase (the stage warns about weights naming none of them)."""
+    def phases(self) -> dict[str, Phase]:
+        """G_A and G_B first, then D_A and D_B (the reference's order)."""
         generator = ("gan_a", "gan_b", "cycle_a", "cycle_b")
         if self.identity_loss:
             generator += ("identity_a", "identity_b")
-        return {"generator": generator,
-                "discriminator": ("d_a_real", "d_a_fake", "d_b_real", "d_b_fake")}
+        return {"generator": Phase(self.generator_parameters, self.generator_losses, generator),
+                "discriminator": Phase(self.discriminator_parameters, self.discriminator_losses,
+                                       ("d_a_real", "d_a_fake", "d_b_real", "d_b_fake"))}
 
     @staticmethod
     def reference_loss_weights() -> dict[str, float]:
@@ -122,8 +121,8 @@ class CycleGAN(Translator):
         return {"real_a": real_a, "real_b": real_b, "fake_a": fake_a, "fake_b": fake_b,
                 "rec_a": rec_a, "rec_b": rec_b, "idt_a": idt_a, "idt_b": idt_b}
 
-    def generator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any]
-                         ) -> dict[str, torch.Tensor]:
+    def generator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any],
+                         step: int = 0) -> dict[str, torch.Tensor]:
         o = outputs
         terms = {
             "gan_a": lsgan_loss(self.discriminator_a(o["fake_b"]), True),
@@ -136,8 +135,8 @@ class CycleGAN(Translator):
             terms["identity_b"] = l1_loss(o["idt_b"], o["real_a"])
         return terms
 
-    def discriminator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any]
-                             ) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, batch: Mapping[str, Any], outputs: Mapping[str, Any],
+                             step: int = 0) -> dict[str, torch.Tensor]:
         # Pools are queried B first, then A, as in the reference (same random draws).
         fake_b = self.fake_b_pool.query(outputs["fake_b"].detach())
         pred_real, pred_fake = self._run(self.discriminator_a, outputs["real_b"], fake_b)

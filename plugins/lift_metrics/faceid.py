@@ -25,6 +25,7 @@ class FaceID(SampleMean):
     name = "FaceID"
     higher_is_better = False
     is_differentiable = False
+    supports_mask = True
 
     def __init__(self, encoder: IdentityEncoder, **kwargs):
         super().__init__(**kwargs)

@@ -22,6 +22,7 @@ class PSNR(SampleMean):
     name = "psnr"
     higher_is_better = True
     is_differentiable = True
+    supports_mask = True
 
     def update(
         self, preds: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None

@@ -12,9 +12,10 @@ import abc
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class Autoencoder(nn.Module, abc.ABC):
+class Autoencoder(Recordable, nn.Module, abc.ABC):
     """Maps images ``[B,3,H,W]`` in [-1,1] to latents ``[B,C,H/f,W/f]`` and back.
 
     Attributes: ``latent_channels`` (C), ``downsample_factor`` (f), ``trainable`` (whether the

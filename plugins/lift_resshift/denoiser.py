@@ -16,9 +16,10 @@ import math
 
 import torch
 from torch import nn
+from lift.spec import Recordable
 
 
-class Denoiser(nn.Module, abc.ABC):
+class Denoiser(Recordable, nn.Module, abc.ABC):
     """``forward(x_t, t, condition) -> x_0`` with ``x_t`` [B,C,h,w], ``condition`` [B,Cc,h,w]."""
 
     latent_channels: int

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from lift.spec import Recordable
 
 
 @dataclass
@@ -56,7 +57,7 @@ def _per_sample(table: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> tor
     return values.view(-1, *([1] * (like.ndim - 1)))
 
 
-class ResShiftScheduler:
+class ResShiftScheduler(Recordable):
     """The eta schedule, forward process, posterior and reverse step of ResShift.
 
     Args:

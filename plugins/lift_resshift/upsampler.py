@@ -33,6 +33,8 @@ Phase = Literal["train", "sample"]
 class ResShift(Upsampler):
     """ResShift diffusion upsampler (x_0 prediction, plain MSE).
 
+    Loss terms: ``mse`` (the chain) and, with a trainable autoencoder, ``autoencoder``.
+
     Args:
         denoiser: the network f(x_t, t, condition) -> x_0 (e.g. ``UNetDenoiser``).
         scheduler: the ResShift chain (``ResShiftScheduler``: T, kappa, p, ...).
@@ -77,6 +79,7 @@ class ResShift(Upsampler):
         self.scale_factor = scale_factor
         self.num_inference_steps = num_inference_steps
         self.clip_denoised = clip_denoised
+        self.loss_terms = ("mse", "autoencoder") if autoencoder.trainable else ("mse",)
 
     # --- the input y (Eq. 13-14) ---------------------------------------------------------------
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from lift.spec import Recordable
 
 
-class DiffAugment(nn.Module):
+class DiffAugment(Recordable, nn.Module):
     """Color, translation and cutout, each switched on by its own flag."""
 
     def __init__(

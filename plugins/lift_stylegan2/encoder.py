@@ -12,14 +12,15 @@ docs/translators.md).
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from lift.spec import Recordable
 
 
-class ZPlusEncoder(nn.Module):
+class ZPlusEncoder(Recordable, nn.Module):
     """Texture ``[B,3,R,R]`` in [0,1] -> Z+ Gaussian ``(mu, logvar)``, each ``[B,num_ws,z_dim]``.
 
     Args:
@@ -68,8 +69,10 @@ def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tenso
     return 0.5 * (mu.square() + logvar.exp() - 1 - logvar).sum(dim=-1).mean()
 
 
-def zplus_to_wplus(mapping: nn.Module, z: torch.Tensor, num_ws: int, w_dim: int) -> torch.Tensor:
-    """Z+ ``[B,num_ws,z_dim]`` -> W+ through the mapping network, each row separately."""
+def zplus_to_wplus(mapping: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor,
+                   num_ws: int, w_dim: int) -> torch.Tensor:
+    """Z+ ``[B,num_ws,z_dim]`` -> W+ through ``mapping`` (e.g. ``StyleGenerator.map``), each
+    row separately."""
     b = z.shape[0]
     w = mapping(z.reshape(b * num_ws, -1))[:, 0]  # the mapping broadcasts; keep one row
     return w.reshape(b, num_ws, w_dim)

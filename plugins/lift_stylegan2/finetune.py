@@ -30,15 +30,22 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from lift.components import IdentityEncoder, LatentSampler, PerceptualDistance, Translator
-from lift.inversion.checkpoint import load_generator_weights, load_prefixed_weights
-from lift.inversion.codes import LatentCode, WPlusCode
+from lift.checkpoints import load_prior
+from lift.components import (
+    IdentityEncoder,
+    ImageDiscriminator,
+    LatentSampler,
+    PerceptualDistance,
+    Phase,
+    StyleGenerator,
+    Translator,
+)
 from lift.inversion.inverter import BatchedInverter, optimising
-from lift.inversion.objective import InversionObjective
-from lift.inversion.schedule import ProjectorSchedule
-from lift.latent_bank import LatentBank
+from lift.inversion.settings import InversionSettings
+from lift.latent_bank import LatentBank, LatentBankError, check_bank_generator
+from lift.spec import SpecError, build
 from lift_stylegan2.encoder import kl_to_standard_normal, zplus_to_wplus
-from lift_stylegan2.losses import d_hinge_loss, d_r1_penalty, g_hinge_loss
+from lift.losses.gan import d_hinge_loss, d_r1_penalty, g_hinge_loss
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -50,10 +57,8 @@ class StyleGANFinetune(Translator):
     """Shared part of the StyleGAN2 finetuning translators (not registered by itself).
 
     Args:
-        generator: G's architecture (must equal the prior config's generator block).
-        discriminator: D's architecture (the prior config's discriminator block).
-        checkpoint: the prior stage's checkpoint (G_phone / D_phone); None: as built
-            (tests, or training a studio GAN from scratch).
+        checkpoint: the prior stage's checkpoint: G_phone / D_phone, architectures and
+            weights (None: ``generator`` / ``discriminator`` as given, e.g. tests).
         sampler: the latents G_studio is trained on (bound to G_phone's mapping).
         distance: the perceptual distance of Eq. 5 (and Eq. 6).
         freeze_resolution: synthesis blocks at or below this resolution stay frozen
@@ -62,14 +67,13 @@ class StyleGANFinetune(Translator):
         r1_interval: compute R1 every this many D steps, scaled by it (lazy regularisation,
             1: every step).
         augment: differentiable augmentation of D's inputs (e.g. DiffAugment; None: off).
+        generator, discriminator: G / D built in memory, only when ``checkpoint`` is None.
     """
 
-    lazy_terms = ("r1",)  # present every r1_interval-th D step only
+    generator_terms: tuple[str, ...] = ("adv", "lpips_prior")
 
     def __init__(
         self,
-        generator: nn.Module,
-        discriminator: nn.Module,
         checkpoint: str | None,
         sampler: LatentSampler,
         distance: PerceptualDistance,
@@ -77,32 +81,44 @@ class StyleGANFinetune(Translator):
         use_ema: bool = True,
         r1_interval: int = 1,
         augment: nn.Module | None = None,
+        generator: StyleGenerator | None = None,
+        discriminator: ImageDiscriminator | None = None,
     ):
         super().__init__()
         if r1_interval < 1:
             raise ValueError(f"r1_interval must be >= 1, got {r1_interval}")
         if checkpoint is not None:
-            load_generator_weights(generator, checkpoint, ema=use_ema)
-            load_prefixed_weights(discriminator, checkpoint, "discriminator")
+            if generator is not None or discriminator is not None:
+                raise ValueError(f"{type(self).__name__}: the networks come from checkpoint "
+                                 f"{checkpoint}; do not configure generator / discriminator too")
+            generator, discriminator = load_prior(checkpoint, ema=use_ema)
+        elif generator is None or discriminator is None:
+            raise ValueError(f"{type(self).__name__}: give checkpoint (the prior stage's "
+                             "output) or both generator and discriminator")
+        self.checkpoint = checkpoint
         self.generator = generator                      # G_studio (trained)
         self.source_generator = copy.deepcopy(generator).requires_grad_(False).eval()  # G_phone
         self.discriminator = discriminator              # D_studio, from D_phone
         self.sampler = sampler
-        self.sampler.bind(self.source_generator)
+        try:
+            self.sampler.bind(self.source_generator)
+        except LatentBankError as err:
+            raise LatentBankError(f"{err}; this translator's G_phone: "
+                                  f"{checkpoint or 'built in memory'}") from None
         self.distance = distance.requires_grad_(False)
         self.augment = augment
         self.freeze_resolution = freeze_resolution
         self.r1_interval = r1_interval
-        self.generator.mapping.requires_grad_(False)
-        for p in self.generator.synthesis.parameters_up_to(freeze_resolution):
+        for p in self.generator.mapping_parameters():
             p.requires_grad_(False)
-        self.register_buffer("d_steps", torch.zeros((), dtype=torch.long))
+        for p in self.generator.parameters_up_to(freeze_resolution):
+            p.requires_grad_(False)
 
     # --- helpers -------------------------------------------------------------------------
 
     @property
     def resolution(self) -> int:
-        return int(self.generator.synthesis.resolution)
+        return int(self.generator.resolution)
 
     def _check_size(self, images: torch.Tensor, key: str) -> torch.Tensor:
         if images.shape[-1] != self.resolution or images.shape[-2] != self.resolution:
@@ -122,6 +138,18 @@ class StyleGANFinetune(Translator):
 
     # --- Translator ----------------------------------------------------------------------
 
+    def phases(self) -> dict[str, Phase]:
+        """G_studio first, then D_studio (NVlabs' order); R1 every ``r1_interval`` D steps."""
+        return {"generator": Phase(self.generator_parameters, self.generator_losses,
+                                   self.generator_terms),
+                "discriminator": Phase(self.discriminator_parameters, self.discriminator_losses,
+                                       ("adv", "r1"), lazy_terms=("r1",))}
+
+    def rebuilt_modules(self) -> tuple[str, ...]:
+        # G_phone comes from the prior checkpoint; the distance and identity networks are
+        # pretrained and frozen.
+        return ("source_generator", "distance", "identity_encoder")
+
     def generator_parameters(self) -> Iterable[nn.Parameter]:
         return [p for p in self.generator.parameters() if p.requires_grad]
 
@@ -132,11 +160,11 @@ class StyleGANFinetune(Translator):
         num = batch["studio"].shape[0]
         ws = self.sample_ws(num).detach()
         with torch.no_grad():
-            source = self.source_generator.synthesis(ws, noise_mode="const")
+            source = self.source_generator.synthesize(ws, noise_mode="const")
         return {"ws": ws, "source": source}
 
-    def generator_losses(self, batch, outputs) -> dict[str, torch.Tensor]:
-        fakes = self.generator.synthesis(outputs["ws"], noise_mode="const")
+    def generator_losses(self, batch, outputs, step: int = 0) -> dict[str, torch.Tensor]:
+        fakes = self.generator.synthesize(outputs["ws"], noise_mode="const")
         terms = {
             "adv": g_hinge_loss(self._d(fakes)),                                      # Eq. 3
             "lpips_prior": self._perceptual(to_unit(fakes), to_unit(outputs["source"])),  # Eq. 5
@@ -148,21 +176,20 @@ class StyleGANFinetune(Translator):
         """Subclasses' further G-phase terms (``fakes`` = G_studio(ws), in [-1, 1])."""
         return {}
 
-    def discriminator_losses(self, batch, outputs) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, batch, outputs, step: int = 0) -> dict[str, torch.Tensor]:
         reals = self._check_size(batch["studio"], "studio") * 2 - 1
         with torch.no_grad():
-            fakes = self.generator.synthesis(outputs["ws"], noise_mode="const")
+            fakes = self.generator.synthesize(outputs["ws"], noise_mode="const")
         terms = {"adv": d_hinge_loss(self._d(reals), self._d(fakes))}             # Eq. 3
-        if int(self.d_steps) % self.r1_interval == 0:
+        if step % self.r1_interval == 0:
             reals = reals.detach().requires_grad_(True)
             # Eq. 7 without gamma (gamma is the configured weight), times the lazy interval.
             terms["r1"] = d_r1_penalty(self._d(reals), reals, gamma=1.0) * self.r1_interval
-        self.d_steps += 1
         return terms
 
     def synthesize(self, ws: torch.Tensor) -> torch.Tensor:
         """G_studio(ws) as textures in [0, 1]."""
-        return to_unit(self.generator.synthesis(ws, noise_mode="const")).clamp(0, 1)
+        return to_unit(self.generator.synthesize(ws, noise_mode="const")).clamp(0, 1)
 
 
 class StyleGANWPlus(StyleGANFinetune):
@@ -174,56 +201,67 @@ class StyleGANWPlus(StyleGANFinetune):
             stems are phone textures too, so usually the sampler's bank); None: no ``paired``.
         eval_banks: latent banks looked up first at test time (stems found there are not
             re-inverted); missing stems are inverted with ``inversion``.
-        inversion: the projector schedule of test-time inversion (Sect 3.1: I* =
-            G_studio(W+_{I_phone}) with W+ from Eq. 1 on G_phone).
-        inversion_code: W+ (Eq. 1) or W.
-        inversion_mse_weight, inversion_perceptual_weight, inversion_use_mask: Eq. 1's
-            weights, as in the inversion stage's config.
-        inversion_batch_size: textures inverted together at test time.
+        inversion: the settings of test-time inversion (Sect 3.1: I* = G_studio(W+_{I_phone})
+            with W+ from Eq. 1 on G_phone); None: the settings recorded in the manifest of
+            the first of ``paired_bank``, ``eval_banks``, the sampler's bank that has them,
+            i.e. exactly how the training codes were inverted.
     """
 
-    loss_terms = {"generator": ("adv", "lpips_prior", "faceid", "paired"),
-                  "discriminator": ("adv", "r1")}
+    generator_terms = ("adv", "lpips_prior", "faceid", "paired")
 
     def __init__(
         self,
-        generator: nn.Module,
-        discriminator: nn.Module,
         checkpoint: str | None,
         sampler: LatentSampler,
         distance: PerceptualDistance,
         identity_encoder: IdentityEncoder | None = None,
         paired_bank: str | None = None,
         eval_banks: list[str] | None = None,
-        inversion: ProjectorSchedule | None = None,
-        inversion_code: LatentCode | None = None,
-        inversion_mse_weight: float = 1.0,
-        inversion_perceptual_weight: float = 1.0,
-        inversion_use_mask: bool = True,
-        inversion_batch_size: int = 16,
+        inversion: InversionSettings | None = None,
         freeze_resolution: int = 8,
         use_ema: bool = True,
         r1_interval: int = 1,
         augment: nn.Module | None = None,
+        generator: StyleGenerator | None = None,
+        discriminator: ImageDiscriminator | None = None,
     ):
-        super().__init__(generator, discriminator, checkpoint, sampler, distance,
-                         freeze_resolution, use_ema, r1_interval, augment)
+        super().__init__(checkpoint, sampler, distance, freeze_resolution=freeze_resolution,
+                         use_ema=use_ema, r1_interval=r1_interval, augment=augment,
+                         generator=generator, discriminator=discriminator)
         self.identity_encoder = (identity_encoder.requires_grad_(False).eval()
                                  if identity_encoder is not None else None)
         self.paired_bank = paired_bank
         self.eval_banks = list(eval_banks or [])
         self.inversion = inversion
-        self.inversion_code = inversion_code if inversion_code is not None else WPlusCode()
-        self.inversion_weights = (inversion_mse_weight, inversion_perceptual_weight)
-        self.inversion_use_mask = inversion_use_mask
-        self.inversion_batch_size = inversion_batch_size
         self._banks: dict[str, LatentBank] = {}
         self._inverter: list[BatchedInverter] = []  # a list: not a submodule
+        for root in [paired_bank, *self.eval_banks]:
+            if root is not None:
+                self._bank(root)  # fail at start-up, not at the first paired batch
 
     def _bank(self, root: str) -> LatentBank:
         if root not in self._banks:
-            self._banks[root] = LatentBank.open(root)
+            bank = LatentBank.open(root)
+            check_bank_generator(bank, self.source_generator,
+                                 self.checkpoint or "a generator built in memory")
+            self._banks[root] = bank
         return self._banks[root]
+
+    def inversion_settings(self) -> InversionSettings:
+        """``inversion`` if configured, else the settings recorded with the training codes."""
+        if self.inversion is not None:
+            return self.inversion
+        roots = [self.paired_bank, *self.eval_banks, getattr(self.sampler, "bank", None)]
+        for root in [r for r in roots if r is not None]:
+            spec = LatentBank.open(root).manifest.get("config", {}).get("settings")
+            if spec is not None:
+                try:
+                    return build(spec, where=f"latent bank {root}: settings")
+                except SpecError as err:
+                    raise ValueError(str(err)) from err
+        raise ValueError(f"{type(self).__name__}: a texture is in no eval bank, no inversion "
+                         f"settings are configured and none of the banks {roots} records "
+                         "them; set translator.init_args.inversion")
 
     def _paired_codes(self, stems: list[str]) -> torch.Tensor:
         bank = self._bank(self.paired_bank)
@@ -253,7 +291,7 @@ class StyleGANWPlus(StyleGANFinetune):
             terms["faceid"] = (emb - target).square().sum(dim=1).mean()
         if "paired_ws" in outputs:                                            # Eq. 6
             studio = self._check_size(batch["paired_studio"], "paired_studio")
-            paired = to_unit(self.generator.synthesis(outputs["paired_ws"], noise_mode="const"))
+            paired = to_unit(self.generator.synthesize(outputs["paired_ws"], noise_mode="const"))
             terms["paired"] = self._perceptual(paired, studio)
         return terms
 
@@ -261,15 +299,9 @@ class StyleGANWPlus(StyleGANFinetune):
 
     def inverter(self) -> BatchedInverter:
         if not self._inverter:
-            if self.inversion is None:
-                raise ValueError(f"{type(self).__name__}: a texture is not in eval_banks "
-                                 f"{self.eval_banks} and no inversion schedule is configured "
-                                 "(set translator.init_args.inversion)")
-            mse_w, perc_w = self.inversion_weights
-            objective = InversionObjective(self.distance, mse_w, perc_w, self.inversion_use_mask)
-            self._inverter.append(BatchedInverter(
-                self.source_generator, objective, self.inversion_code, self.inversion,
-                batch_size=self.inversion_batch_size))
+            settings = self.inversion_settings()
+            settings.distance.to(self.source_generator.w_avg.device)
+            self._inverter.append(settings.inverter(self.source_generator))
         return self._inverter[0]
 
     def invert(self, phone: torch.Tensor, mask: torch.Tensor | None,
@@ -328,13 +360,8 @@ class AgileGANZPlus(StyleGANFinetune):
         encoder_use_mask: fit only the visible texels of the phone texture.
     """
 
-    loss_terms = {"generator": ("adv", "lpips_prior", "enc_mse", "enc_lpips", "enc_kl"),
-                  "discriminator": ("adv", "r1")}
-
     def __init__(
         self,
-        generator: nn.Module,
-        discriminator: nn.Module,
         checkpoint: str | None,
         sampler: LatentSampler,
         distance: PerceptualDistance,
@@ -344,28 +371,36 @@ class AgileGANZPlus(StyleGANFinetune):
         use_ema: bool = True,
         r1_interval: int = 1,
         augment: nn.Module | None = None,
+        generator: StyleGenerator | None = None,
+        discriminator: ImageDiscriminator | None = None,
     ):
-        super().__init__(generator, discriminator, checkpoint, sampler, distance,
-                         freeze_resolution, use_ema, r1_interval, augment)
+        super().__init__(checkpoint, sampler, distance, freeze_resolution=freeze_resolution,
+                         use_ema=use_ema, r1_interval=r1_interval, augment=augment,
+                         generator=generator, discriminator=discriminator)
         if encoder.num_ws != self.generator.num_ws:
             raise ValueError(f"encoder predicts {encoder.num_ws} rows, the generator has "
                              f"{self.generator.num_ws}")
         self.encoder = encoder
         self.encoder_use_mask = encoder_use_mask
 
-    def generator_parameters(self) -> Iterable[nn.Parameter]:
-        return [*super().generator_parameters(), *self.encoder.parameters()]
+    def phases(self) -> dict[str, Phase]:
+        """The shared G / D phases, then the Z+ encoder's own phase (its own optimiser,
+        ``model.optimizers.encoder``): it learns through the frozen G_phone, as AgileGAN's
+        separately trained encoder."""
+        return {**super().phases(),
+                "encoder": Phase(self.encoder.parameters, self.encoder_losses,
+                                 ("enc_mse", "enc_lpips", "enc_kl"))}
 
     def encode(self, phone: torch.Tensor, sample: bool) -> tuple[torch.Tensor, ...]:
         mu, logvar = self.encoder(phone)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if sample else mu
         g = self.source_generator
-        return zplus_to_wplus(g.mapping, z, g.num_ws, g.w_dim), mu, logvar
+        return zplus_to_wplus(g.map, z, g.num_ws, g.w_dim), mu, logvar
 
-    def extra_generator_terms(self, batch, outputs, fakes) -> dict[str, torch.Tensor]:
+    def encoder_losses(self, batch, outputs, step: int = 0) -> dict[str, torch.Tensor]:
         phone = self._check_size(batch["phone"], "phone")
         ws, mu, logvar = self.encode(phone, sample=True)
-        recon = to_unit(self.source_generator.synthesis(ws, noise_mode="const"))
+        recon = to_unit(self.source_generator.synthesize(ws, noise_mode="const"))
         mask = batch.get("mask") if self.encoder_use_mask else None
         if mask is not None:
             visible = mask.flatten(1).sum(1).clamp(min=1) * 3

@@ -1,8 +1,5 @@
-"""Registration hooks of the StyleGAN2 plugin.
-
-The networks are not a component kind (stage configs name them by ``class_path``); the
-latent samplers (``lift_stylegan2.samplers``) are registered here.
-"""
+"""Registration hooks of the StyleGAN2 plugin: its networks (the core's StyleGenerator /
+ImageDiscriminator contract), latent samplers and finetuning translators."""
 
 from lift import hookimpl  # noqa: F401  (hook implementations are added below)
 
@@ -19,3 +16,17 @@ def lift_register_translators():
     from lift_stylegan2.finetune import AgileGANZPlus, StyleGANWPlus
 
     return [StyleGANWPlus, AgileGANZPlus]
+
+
+@hookimpl
+def lift_register_generators():
+    from lift_stylegan2.networks import Generator
+
+    return [Generator]
+
+
+@hookimpl
+def lift_register_discriminators():
+    from lift_stylegan2.networks import Discriminator
+
+    return [Discriminator]

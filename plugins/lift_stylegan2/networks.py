@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from lift.components import ImageDiscriminator, StyleGenerator
 from lift_stylegan2.layers import (
     EqualizedConv2d,
     EqualizedLinear,
@@ -194,8 +195,11 @@ class SynthesisNetwork(nn.Module):
             yield from block.parameters()
 
 
-class Generator(nn.Module):
-    """G = synthesis ∘ mapping. ``forward(z)`` draws images; use the submodules for W / W+."""
+class Generator(StyleGenerator):
+    """G = synthesis ∘ mapping. ``forward(z)`` draws images; ``map`` / ``synthesize`` (the
+    core's :class:`~lift.components.StyleGenerator` contract) give W+ and images of W+."""
+
+    regularizers = frozenset({"path_length"})
 
     def __init__(
         self,
@@ -228,6 +232,25 @@ class Generator(nn.Module):
     ) -> torch.Tensor:
         ws = self.mapping(z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
         return self.synthesis(ws, noise_mode=noise_mode)
+
+    # --- lift.components.StyleGenerator ----------------------------------------------------
+
+    def map(self, z: torch.Tensor, *, truncation_psi: float = 1.0,
+            update_w_avg: bool = False) -> torch.Tensor:
+        return self.mapping(z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
+
+    def synthesize(self, ws: torch.Tensor, *, noise_mode: str = "const") -> torch.Tensor:
+        return self.synthesis(ws, noise_mode=noise_mode)
+
+    @property
+    def w_avg(self) -> torch.Tensor:
+        return self.mapping.w_avg
+
+    def parameters_up_to(self, resolution: int) -> Iterator[nn.Parameter]:
+        return self.synthesis.parameters_up_to(resolution)
+
+    def mapping_parameters(self) -> Iterator[nn.Parameter]:
+        return self.mapping.parameters()
 
 
 class DiscriminatorBlock(nn.Module):
@@ -265,7 +288,7 @@ class DiscriminatorBlock(nn.Module):
         return x + y
 
 
-class Discriminator(nn.Module):
+class Discriminator(ImageDiscriminator):
     """Residual discriminator with minibatch standard deviation; image → logits [N, 1]."""
 
     def __init__(

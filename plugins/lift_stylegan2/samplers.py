@@ -25,8 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lift.components import LatentSampler
-from lift.latent_bank import LatentBank
+from lift.components import LatentSampler, StyleGenerator
+from lift.latent_bank import LatentBank, check_bank_generator
 
 
 def _draw_device(module: nn.Module, generator: torch.Generator | None) -> torch.device:
@@ -41,10 +41,10 @@ class _MappingSampler(LatentSampler):
         self.truncation_psi = truncation_psi  # 1: no truncation; <1 pulls w towards w_avg
         self._generator: list[nn.Module] = []  # a list: not a submodule, not in state_dict
 
-    def bind(self, generator: nn.Module) -> None:
-        for attr in ("mapping", "z_dim", "w_dim", "num_ws"):
-            if not hasattr(generator, attr):
-                raise TypeError(f"{type(self).__name__} needs a generator with .{attr}")
+    def bind(self, generator: StyleGenerator) -> None:
+        if not isinstance(generator, StyleGenerator):
+            raise TypeError(f"{type(self).__name__} needs a lift.components.StyleGenerator, "
+                            f"got {type(generator).__name__}")
         self._generator = [generator]
 
     @property
@@ -72,7 +72,7 @@ class ZSampler(_MappingSampler):
 
     def sample(self, num: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         z = self._gaussian((num, self.generator.z_dim), generator)
-        return self._check(self.generator.mapping(z, truncation_psi=self.truncation_psi), num)
+        return self._check(self.generator.map(z, truncation_psi=self.truncation_psi), num)
 
 
 class WSampler(_MappingSampler):
@@ -81,7 +81,7 @@ class WSampler(_MappingSampler):
     def sample(self, num: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         z = self._gaussian((num, self.generator.z_dim), generator)
         with torch.no_grad():
-            ws = self.generator.mapping(z, truncation_psi=self.truncation_psi)
+            ws = self.generator.map(z, truncation_psi=self.truncation_psi)
         return self._check(ws.detach(), num)
 
 
@@ -92,7 +92,7 @@ class ZPlusSampler(_MappingSampler):
         g = self.generator
         z = self._gaussian((num * g.num_ws, g.z_dim), generator)
         # The mapping broadcasts each w to all rows; keep row 0 of each, one per layer.
-        w = g.mapping(z, truncation_psi=self.truncation_psi)[:, 0]
+        w = g.map(z, truncation_psi=self.truncation_psi)[:, 0]
         return self._check(w.reshape(num, g.num_ws, g.w_dim), num)
 
 
@@ -107,19 +107,21 @@ class WPlusBankSampler(LatentSampler):
         super().__init__()
         self.bank = bank  # latent bank directory written by the inversion stage
         latent_bank = LatentBank.open(bank)
+        self._latent_bank = [latent_bank]  # a list: not a submodule
         latent_bank.check_complete()  # training on a partial bank would bias the draws
         codes = latent_bank.tensor()
         if codes.shape[0] == 0:
             raise ValueError(f"latent bank {bank} holds no codes")
         self.register_buffer("codes", codes, persistent=False)
 
-    def bind(self, generator: nn.Module) -> None:
+    def bind(self, generator: StyleGenerator) -> None:
         expected = (getattr(generator, "num_ws", None), getattr(generator, "w_dim", None))
         if tuple(self.codes.shape[1:]) != expected:
             raise ValueError(
                 f"latent bank {self.bank} holds codes of shape {tuple(self.codes.shape[1:])} "
                 f"but the generator expects (num_ws, w_dim) = {expected}"
             )
+        check_bank_generator(self._latent_bank[0], generator, "the generator it is bound to")
         self.codes = self.codes.to(next(generator.parameters()).device)
 
     def sample(self, num: int, *, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import nn
 
-from lift.components import Translator
+from lift.components import Phase, Translator
 
 
 class AffineColourTranslator(Translator):
@@ -28,8 +28,13 @@ class AffineColourTranslator(Translator):
         out = torch.einsum("ij,bjhw->bihw", self.matrix, phone) + self.bias[None, :, None, None]
         return out.clamp(0.0, 1.0)
 
+    def phases(self) -> dict[str, Phase]:
+        # One phase: fit the colour matrix on the paired split.
+        return {"generator": Phase(self.generator_parameters, self.generator_losses, ("l1",))}
+
     def generator_losses(self, batch: Mapping[str, torch.Tensor],
-                         outputs: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                         outputs: Mapping[str, torch.Tensor] | None = None,
+                         step: int = 0) -> dict[str, torch.Tensor]:
         pred = self.translate(batch["paired_phone"])
         weight = batch.get("paired_mask")
         err = (pred - batch["paired_studio"]).abs()
