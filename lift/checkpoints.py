@@ -53,10 +53,15 @@ def state_with_prefix(data: dict[str, Any], prefix: str, path: str | Path) -> di
 
 def load_weights(module: nn.Module, path: str | Path, prefix: str,
                  data: dict[str, Any] | None = None) -> nn.Module:
-    """Load ``<prefix>.*`` of checkpoint ``path`` into ``module`` (strict); return it."""
+    """Load ``<prefix>.*`` of checkpoint ``path`` into ``module`` (strict); return it.
+
+    Submodules the component rebuilds itself (``rebuilt_modules()``, e.g. a translator's frozen
+    G_phone) are left out of stage checkpoints; their keys may be missing."""
     data = read_checkpoint(path) if data is None else data
     missing, unexpected = module.load_state_dict(state_with_prefix(data, prefix, path),
                                                  strict=False)
+    rebuilt = tuple(f"{m}." for m in getattr(module, "rebuilt_modules", lambda: ())())
+    missing = [k for k in missing if not k.startswith(rebuilt)] if rebuilt else missing
     if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {path}: '{prefix}.*' does not fit {type(module).__name__}: missing "

@@ -340,6 +340,9 @@ def _lightning_main(argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = _pop_disable_flag(list(sys.argv[1:] if argv is None else argv))
+    from lift.plugins import block_disabled_packages
+
+    block_disabled_packages()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(TOP_HELP)
         return 0

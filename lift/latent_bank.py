@@ -40,7 +40,9 @@ MANIFEST = "manifest.json"
 INDEX = "index.json"
 
 # Manifest fields that must agree for a run to resume into an existing bank.
-_IDENTITY_KEYS = ("format_version", "stems", "shard_size", "num_ws", "w_dim", "generator")
+# ``config`` holds the inversion settings: codes of two objectives never mix in one bank.
+_IDENTITY_KEYS = ("format_version", "stems", "shard_size", "num_ws", "w_dim", "generator",
+                  "config")
 
 
 class LatentBankError(RuntimeError):
@@ -165,7 +167,8 @@ class LatentBankWriter:
         if diff:
             raise LatentBankError(
                 f"latent bank {self.root} was written by another run: its manifest differs in "
-                f"{diff}. Resume only with the same textures, shard_size and generator; "
+                f"{diff}. Resume only with the same textures, shard_size, generator and "
+                f"inversion settings; "
                 f"use a new bank_dir otherwise."
             )
 

@@ -7,7 +7,9 @@ entry-point name, with ``LIFT_DISABLE_PLUGINS=a,b`` or the CLI flag ``--disable-
 
 from __future__ import annotations
 
+import importlib.abc
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Iterable
@@ -115,3 +117,31 @@ def create_plugin_manager(
             ) from exc
         manager.register(plugin, name=ep.name, distribution=dist)
     return manager
+
+
+class _DisabledPackages(importlib.abc.MetaPathFinder):
+    """Refuses imports of a disabled plugin's package (a config naming one of its classes by
+    full path must not load the plugin anyway)."""
+
+    def __init__(self, packages: dict[str, str]):
+        self.packages = packages  # top-level package -> entry-point name
+
+    def find_spec(self, fullname, path=None, target=None):
+        name = self.packages.get(fullname.split(".", 1)[0])
+        if name is not None:
+            raise ImportError(
+                f"{fullname} belongs to the lift plugin {name!r}, which is disabled "
+                f"({DISABLE_ENV} / --disable-plugins); enable it or use another component")
+        return None
+
+
+def block_disabled_packages(disabled: Iterable[str] | None = None) -> dict[str, str]:
+    """Make importing a disabled plugin's package an error in this process (the CLI calls it
+    once, after reading ``--disable-plugins``); returns package -> plugin name."""
+    disabled = set(disabled if disabled is not None else disabled_from_env())
+    packages = {ep.value.split(":", 1)[0].split(".", 1)[0]: ep.name
+                for ep in _entry_points() if ep.name in disabled}
+    packages.pop("lift", None)  # never the core
+    if packages:
+        sys.meta_path.insert(0, _DisabledPackages(packages))
+    return packages

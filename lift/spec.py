@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import sys
 from pathlib import PurePath
 from typing import Any, Mapping
 
@@ -99,8 +100,23 @@ def is_spec(value: Any) -> bool:
         "class_path", "init_args"}
 
 
+def _importable(module_name: str) -> bool:
+    """Only lift's own and its plugins' packages, or modules already imported (no new
+    import-time code runs), may be imported to rebuild a spec."""
+    if module_name in sys.modules:
+        return True
+    from lift.plugins import _entry_points
+
+    top = module_name.split(".", 1)[0]
+    return top == "lift" or top in {ep.value.split(":", 1)[0].split(".", 1)[0]
+                                    for ep in _entry_points()}
+
+
 def resolve_class(class_path: str, where: str = "spec") -> type:
     module_name, _, name = class_path.rpartition(".")
+    if not _importable(module_name):
+        raise SpecError(f"{where}: {class_path!r} is not in lift or a lift plugin; refusing to "
+                        "import it")
     try:
         obj: Any = importlib.import_module(module_name)
         for part in name.split("."):

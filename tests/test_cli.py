@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from lift.cli import _pop_disable_flag, main
+from lift.config_compose import resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -56,7 +57,7 @@ def test_plugins_json_lists_builtins(capsys):
 
 
 def _is_stage_config(path: Path) -> bool:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = resolve_config(path)  # with its `extends:` fragments
     return "model" in data and "data" in data
 
 
@@ -67,9 +68,11 @@ def _overlay_base(path: Path) -> Path | None:
     return None
 
 
-STAGE_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if _is_stage_config(p))
-OVERLAYS = sorted(p for p in CONFIGS.rglob("*.yaml")
-                  if not _is_stage_config(p) and "trainer" not in p.parts)
+STAGE_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml")
+                       if "fragments" not in p.parts and _is_stage_config(p))
+OVERLAYS = sorted(p for p in CONFIGS.rglob("*.yaml") if not _is_stage_config(p)
+                  and "trainer" not in p.parts and "fragments" not in p.parts)
+FRAGMENTS = sorted((CONFIGS / "fragments").glob("*.yaml"))
 
 
 def _compose(capsys, subcommand: str, *configs: Path) -> dict:
@@ -118,6 +121,39 @@ def test_overlay_changes_only_its_keys(overlay, capsys):
     swapped = {k.rsplit(".class_path", 1)[0] for k in overlay_keys if k.endswith("class_path")}
     stray = {k for k in diff - overlay_keys if not any(k.startswith(s + ".") for s in swapped)}
     assert not stray, f"{overlay} changed keys it does not hold: {sorted(stray)}"
+
+
+@pytest.mark.parametrize("fragment", FRAGMENTS, ids=lambda p: p.name)
+def test_every_fragment_is_used_by_a_shipped_config(fragment):
+    users = [p for p in CONFIGS.rglob("*.yaml") if fragment.name in p.read_text() and p != fragment]
+    assert users, f"{fragment} is extended by no config"
+
+
+def test_no_stage_config_repeats_a_block_of_another():
+    """Shared blocks live in configs/fragments/: no two stage configs hold the same
+    component block (a class_path with its init_args) outside a fragment."""
+    seen: dict[str, Path] = {}
+
+    def blocks(node, path=""):
+        if isinstance(node, dict):
+            if "class_path" in node and node.get("init_args"):
+                yield path, yaml.safe_dump(node, sort_keys=True)
+            for k, v in node.items():
+                yield from blocks(v, f"{path}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                yield from blocks(v, f"{path}[{i}]")
+
+    repeated = []
+    for config in STAGE_CONFIGS:
+        raw = yaml.safe_load(config.read_text())
+        for where, text in blocks({k: v for k, v in raw.items() if k != "extends"}):
+            if len(text.splitlines()) < 6:  # a one-line choice (a sampler, a code) is no block
+                continue
+            if text in seen and seen[text] != config:
+                repeated.append(f"{config.name}{where} repeats {seen[text].name}")
+            seen.setdefault(text, config)
+    assert not repeated, repeated
 
 
 def test_data_check_exits_nonzero_on_a_broken_folder(tmp_path, capsys):

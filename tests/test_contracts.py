@@ -342,3 +342,26 @@ def test_an_unrecordable_argument_is_named():
 
     with pytest.raises(SpecError, match=r"component\.thing.*object"):
         spec_of(Holder(object()))
+
+
+def test_a_trained_translator_is_rebuilt_from_its_checkpoint_alone(tmp_path, source):
+    """What the pipeline does: the translation checkpoint names the translator's spec; its
+    rebuilt submodules (left out of the file) come back from the spec's own arguments."""
+    from lift_stylegan2.finetune import StyleGANWPlus
+
+    from lift.checkpoints import build_from_checkpoint
+    from lift.stages.translation import TranslationModule
+
+    translator = StyleGANWPlus(None, GaussianWPlus(), L1Distance(), generator=TinyGenerator(),
+                               discriminator=TinyDiscriminator(), freeze_resolution=4)
+    module = TranslationModule(translator, {"generator": _adam(), "discriminator": _adam()},
+                               {"adv": 1.0, "r1": 1.0, "lpips_prior": 0.5})
+    dm = TranslationDataModule(source, resolution=RES, batch_size=4, phone_split=None,
+                               paired_split=None, val_split=None)
+    trainer = _trainer(tmp_path, max_steps=2, enable_checkpointing=False)
+    trainer.fit(module, dm)
+    trainer.save_checkpoint(tmp_path / "t.ckpt")
+    rebuilt = build_from_checkpoint(tmp_path / "t.ckpt", "translator")
+    assert type(rebuilt) is StyleGANWPlus
+    for key, value in translator.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key

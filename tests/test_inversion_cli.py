@@ -48,15 +48,16 @@ def test_lift_predict_writes_wplus_and_w_banks(tmp_path):
         if overlay is not None:
             args += ["--config", str(overlay)]
         args += ["--config", str(ROOT / "configs" / "trainer" / "cpu.yaml"), *SMALL,
-                 "--model.init_args.bank_dir", str(tmp_path / name),
-                 "--trainer.logger.init_args.save_dir", str(tmp_path / f"{name}_run")]
+                 "--trainer.default_root_dir", str(tmp_path / f"{name}_run")]
         assert main(args) == 0
         if overlay is None:  # the same command again resumes: the bank is complete, no work
-            shard = tmp_path / name / "shard_00000.safetensors"
+            shard = tmp_path / f"{name}_run" / "bank" / "shard_00000.safetensors"
             before = shard.stat().st_mtime_ns
             assert main(args) == 0
             assert shard.stat().st_mtime_ns == before
-    wplus, w = LatentBank.open(tmp_path / "wplus"), LatentBank.open(tmp_path / "w")
+    # bank_dir is null in the config: the bank is <default_root_dir>/bank
+    wplus = LatentBank.open(tmp_path / "wplus_run" / "bank")
+    w = LatentBank.open(tmp_path / "w_run" / "bank")
     for bank in (wplus, w):
         bank.check_complete()
         assert bank.stems == _phone_train_stems()
@@ -72,14 +73,13 @@ def test_ddp_ranks_invert_disjoint_shards_covering_every_texture_once(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
     cmd = [sys.executable, "-m", "lift.cli", "predict", "--config", str(CONFIG),
            "--config", str(ROOT / "configs" / "trainer" / "ddp_cpu.yaml"), *SMALL,
-           "--model.init_args.bank_dir", str(tmp_path / "bank"),
-           "--trainer.logger.init_args.save_dir", str(tmp_path / "run")]
+           "--trainer.default_root_dir", str(tmp_path / "run")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    bank = LatentBank.open(tmp_path / "bank")
+    bank = LatentBank.open(tmp_path / "run" / "bank")
     bank.check_complete()
     stems = _phone_train_stems()
     assert bank.stems == stems and len(set(bank.stems)) == len(stems)  # each exactly once
     ranks = bank.shard_ranks()
     assert ranks == {k: k % 2 for k in range(bank.layout.num_shards)}  # rank r: shards r::2
-    assert (tmp_path / "bank" / "index.json").exists()
+    assert (tmp_path / "run" / "bank" / "index.json").exists()

@@ -118,3 +118,37 @@ def test_cli_flag_and_environment_disable_plugins():
     assert "HighPass" not in flag.stdout and "gradients        disabled" in flag.stdout
     env = _lift("plugins", disable="gradients")
     assert env.returncode == 0 and "HighPass" not in env.stdout
+
+
+# --- the core stands without its built-in plugins --------------------------------------------
+
+
+def test_nothing_under_lift_imports_a_builtin_plugin():
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "lift"
+    offenders = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(root.parent)}: {n}" for n in names
+                          if n.split(".")[0].startswith("lift_")]
+    assert not offenders, offenders
+
+
+def test_disabling_the_stylegan2_plugin_leaves_help_and_plugins_working():
+    help_ = _lift("--disable-plugins", "stylegan2", "--help")
+    assert help_.returncode == 0 and "fit" in help_.stdout
+    listed = _lift("--disable-plugins", "stylegan2", "plugins")
+    assert listed.returncode == 0, listed.stderr
+    assert "stylegan2        disabled" in listed.stdout and "StyleGANWPlus" not in listed.stdout
+    assert "CUT" in listed.stdout  # the other plugins still load
+
+
+def test_a_config_naming_a_disabled_plugins_class_by_full_path_is_refused():
+    config = Path(__file__).resolve().parents[1] / "configs" / "prior" / "stylegan2_quickstart.yaml"
+    out = _lift("--disable-plugins", "stylegan2", "fit", "--config", str(config),
+                "--print_config")
+    assert out.returncode != 0
+    assert "lift plugin 'stylegan2', which is disabled" in out.stderr

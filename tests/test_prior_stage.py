@@ -15,6 +15,7 @@ import yaml
 from torch.utils.data import DataLoader, Dataset
 
 from lift.cli import main
+from lift.config_compose import resolve_config
 from lift.stages.base import LossWeightError
 from lift.stages.prior import PriorModule
 from lift_stylegan2.augment import DiffAugment
@@ -190,7 +191,7 @@ def _overlay(tmp_path: Path, image_grid: bool = True) -> Path:
 
 
 def test_quickstart_config_is_complete():
-    config = yaml.safe_load(QUICKSTART.read_text())
+    config = resolve_config(QUICKSTART)
     args = config["model"]["init_args"]
     # Downstream configs name the prior's checkpoint only: no generator block to keep in sync.
     for stage in ("invert/stylegan2_quickstart", "translate/stylegan_wplus_quickstart",
@@ -199,7 +200,7 @@ def test_quickstart_config_is_complete():
         assert "lift_stylegan2.networks" not in text, stage
     assert config["data"]["init_args"]["resolution"] == args["generator"]["init_args"]["resolution"]
     callbacks = {c["class_path"].rsplit(".", 1)[-1] for c in config["trainer"]["callbacks"]}
-    assert {"ModelCheckpoint", "ImageGridLogger"} <= callbacks
+    assert {"StageCheckpoint", "ImageGridLogger"} <= callbacks
 
 
 def test_cli_fast_dev_run_with_quickstart_config(tmp_path):

@@ -66,7 +66,9 @@ def test_table3_overlays_change_only_the_conditioning(mode, capsys):
     changed = dict(_leaves(_compose(capsys, BASE, OVERLAYS[mode])))
     key = "model.init_args.upsampler.init_args.conditioning"
     assert base[key] == "train+inference" and changed[key] == mode
-    assert {k for k in set(base) | set(changed) if base.get(k) != changed.get(k)} == {key}
+    # the conditioning, and the run directory (each Table 3 row keeps its own run)
+    assert {k for k in set(base) | set(changed) if base.get(k) != changed.get(k)} == {
+        key, "trainer.default_root_dir"}
 
 
 def tiny_module(conditioning="train+inference", **kw) -> UpsamplingModule:
@@ -141,7 +143,7 @@ def test_cli_ddp_two_cpu_processes(tmp_path):
             *TINY, "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
             "--trainer.max_steps=2", "--trainer.limit_val_batches=1",
             "--trainer.check_val_every_n_epoch=1", "--trainer.logger=false",
-            "--trainer.enable_checkpointing=false", f"--trainer.default_root_dir={tmp_path}"]
+            f"--trainer.default_root_dir={tmp_path}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)

@@ -15,12 +15,14 @@ from lift.cli import main
 from lift_stylegan2.networks import Generator
 from test_translation_stage import write_bank
 
+from lift.config_compose import resolve_config
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs" / "translate").glob("*.yaml"))
-PRIOR = yaml.safe_load((ROOT / "configs" / "prior" / "stylegan2_quickstart.yaml").read_text())
+PRIOR = resolve_config(ROOT / "configs" / "prior" / "stylegan2_quickstart.yaml")
 QUICKSTART_G = PRIOR["model"]["init_args"]["generator"]
 QUICKSTART_D = PRIOR["model"]["init_args"]["discriminator"]
-INVERT = yaml.safe_load((ROOT / "configs" / "invert" / "stylegan2_quickstart.yaml").read_text())
+INVERT = resolve_config(ROOT / "configs" / "invert" / "stylegan2_quickstart.yaml")
 INVERSION = INVERT["model"]["init_args"]["settings"]  # the invert config's Eq. 1, 2 steps
 INVERSION["init_args"]["schedule"]["init_args"]["steps"] = 2
 INVERSION["init_args"]["w_stats_samples"] = 256
@@ -28,7 +30,7 @@ INVERSION["init_args"]["w_stats_samples"] = 256
 
 def _overlay(config: Path, tmp_path: Path) -> Path:
     """No prior checkpoint, a bank of random codes, 2-step test-time inversion."""
-    init = yaml.safe_load(config.read_text())["model"]["init_args"]["translator"]["init_args"]
+    init = resolve_config(config)["model"]["init_args"]["translator"]["init_args"]
     over: dict = {}
     if "checkpoint" in init:  # the quickstart prior's networks, built in memory
         over.update(checkpoint=None, generator=QUICKSTART_G, discriminator=QUICKSTART_D)
@@ -55,7 +57,7 @@ def test_shipped_translator_trains_under_fast_dev_run(config, tmp_path, monkeypa
             "--config", str(_overlay(config, tmp_path))]
     assert main(argv) == 0
     assert translation_helpers.SEEN, "no training step ran"
-    weights = yaml.safe_load(config.read_text())["model"]["init_args"]["loss_weights"]
+    weights = resolve_config(config)["model"]["init_args"]["loss_weights"]
     logged = {k.split("/")[-1] for k in translation_helpers.SEEN[-1]}
     lazy = {"r1"}  # lazily computed terms may be absent from a given step
     assert set(weights) - lazy <= logged | {n for n, w in weights.items() if w == 0}, logged

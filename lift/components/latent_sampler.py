@@ -14,8 +14,8 @@ class LatentSampler(Recordable, nn.Module, abc.ABC):
     """Draws W+ codes ``[N, num_ws, w_dim]`` for the synthesis network.
 
     Z vs W vs W+ is the sampler's business (a module boundary), never a flag inside a
-    generator's ``forward``. ``bind`` is called once by the stage with the generator whose
-    mapping network Z-space samplers need.
+    generator's ``forward``. ``bind`` is called once, by the translator that owns the sampler
+    (when it is built), with G_phone.
     """
 
     kind = "latent_sampler"

@@ -56,6 +56,7 @@ class StageModule(pl.LightningModule):
         super().__init__()
         self.loss_weights: dict[str, float] = dict(loss_weights or {})
         self.validation_images: dict[str, torch.Tensor] = {}
+        self.validation_stems: list[str] = []  # the grid's column labels (ImageGridLogger)
 
     # --- checkpoints -----------------------------------------------------------------------
 
@@ -69,9 +70,15 @@ class StageModule(pl.LightningModule):
         frozen encoders are rebuilt from the config, and their set depends on the splits)."""
         return ()
 
+    def component_specs(self) -> dict[str, dict[str, Any]]:
+        """Specs of ``recorded_components`` (what the next stage rebuilds them from)."""
+        return {name: spec_of(getattr(self, name), name) for name in self.recorded_components}
+
+    def setup(self, stage: str) -> None:
+        self.component_specs()  # an unrecordable argument fails now, not at the first save
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint[COMPONENTS_KEY] = {name: spec_of(getattr(self, name), name)
-                                      for name in self.recorded_components}
+        checkpoint[COMPONENTS_KEY] = self.component_specs()
         state = checkpoint["state_dict"]
         rebuilt = {}
         for prefix in self.rebuilt_prefixes():

@@ -54,7 +54,8 @@ class InversionModule(StageModule):
             read from it (None: use ``generator`` as given, e.g. in tests).
         settings: Eq. 1's objective, code space, schedule and optimiser (recorded in the
             bank's manifest, where test-time inversion finds them).
-        bank_dir: where S_W+ is written (resumed if present).
+        bank_dir: where S_W+ is written (resumed if present); None: ``<default_root_dir>/bank``
+            (the stage's run directory, ``trainer.default_root_dir``).
         shard_size: textures per bank shard (the unit of resume).
         use_ema: invert G_phone's EMA weights (True) or its raw weights.
         generator: G_phone built in memory, only when ``checkpoint`` is None.
@@ -67,7 +68,7 @@ class InversionModule(StageModule):
         self,
         checkpoint: str | None,
         settings: InversionSettings,
-        bank_dir: str,
+        bank_dir: str | None,
         shard_size: int,
         use_ema: bool = True,
         generator: StyleGenerator | None = None,
@@ -84,7 +85,7 @@ class InversionModule(StageModule):
         self.generator = generator.requires_grad_(False)
         self.settings = settings
         self.distance = settings.distance  # a submodule: moves to the device with the stage
-        self.bank_dir = Path(bank_dir)
+        self._bank_dir = bank_dir
         self.checkpoint = checkpoint
         self.use_ema = use_ema
         self.shard_size = shard_size
@@ -94,6 +95,15 @@ class InversionModule(StageModule):
         self._todo: dict[int, dict[str, InversionResult]] = {}
         self._queued: set[str] = set()
         self.shards_written: list[int] = []
+
+    @property
+    def bank_dir(self) -> Path:
+        if self._bank_dir is not None:
+            return Path(self._bank_dir)
+        if self._trainer is None:
+            raise RuntimeError("invert stage: bank_dir is null and no trainer is attached to "
+                               "say where its default_root_dir is")
+        return Path(self.trainer.default_root_dir) / "bank"
 
     # --- configuration recorded in the bank's manifest -------------------------------------
 

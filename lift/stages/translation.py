@@ -82,6 +82,7 @@ class TranslationModule(StageModule):
     # --- set-up --------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)
         # One metric copy per evaluated split (runs before the module moves to its device).
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
         self.eval_splits = list(getattr(datamodule, "test_splits", None) or ["test"])
@@ -101,7 +102,7 @@ class TranslationModule(StageModule):
 
     def on_fit_start(self) -> None:
         known = set().union(*(set(p.terms) for p in self.translator.phases().values()))
-        unknown = sorted(set(self.loss_weights) - known)
+        unknown = sorted(k for k, w in self.loss_weights.items() if w != 0 and k not in known)
         if unknown:  # a plugin's lift_extra_loss_terms may add them; a typo never will
             rank_zero_warn(
                 f"loss_weights {unknown} name no term of {type(self.translator).__name__} "
@@ -172,6 +173,7 @@ class TranslationModule(StageModule):
             images.update(self.training_visuals())
             images.update(self.collect_extra_images(batch, {"translated": translated}))
             self.validation_images = images
+            self.validation_stems = [str(x) for x in batch.get("stem", [])]  # column labels
 
     def training_visuals(self) -> dict[str, torch.Tensor]:
         """``Translator.visuals`` of the last training batch, rows named ``train <name>``.

@@ -120,6 +120,9 @@ class UpsamplingModule(StageModule):
         terms = self.upsampler.training_losses(self.low_res(studio), studio, batch.get("phone"))
         return self.weighted_loss("diffusion", terms, batch)
 
+    def dropped_prefixes(self) -> tuple[str, ...]:
+        return ("eval_metrics.",)  # metric copies (frozen encoders) are rebuilt from the config
+
     def _phase_terms(self, phase: str) -> frozenset[str]:
         return frozenset(self.upsampler.loss_terms)
 
@@ -153,6 +156,7 @@ class UpsamplingModule(StageModule):
                 images["phone_gradient"] = (0.5 + op(batch["phone"])).clamp(0, 1)
             images.update(self.collect_extra_images(batch, out))
             self.validation_images = images
+            self.validation_stems = [str(x) for x in batch.get("stem", [])]  # column labels
 
     def test_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "test")

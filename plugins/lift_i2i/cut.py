@@ -20,7 +20,7 @@ returns the matching weights (CUT: gan 1, nce 0.5, nce_identity 0.5; FastCUT: ga
 both: d_real 0.5, d_fake 0.5).
 
 One training step: :meth:`forward_step` runs G once on [a; b] (the reference's single forward
-per iteration); the discriminator phase comes first (``phase_order``), on the detached fakes;
+per iteration); the discriminator phase comes first (``phases()``), on the detached fakes;
 then the generator phase. The NCE keys (the real images' encoder features) carry no gradient
 in the reference (they are detached inside its loss), so they are taken from that same
 forward pass instead of a second encoder pass: the generator has not been updated in
