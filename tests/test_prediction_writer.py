@@ -114,3 +114,58 @@ def test_lift_predict_with_the_writer_added_on_the_command_line(tmp_path):
                  "--trainer.callbacks.keys=[mask]", "--return_predictions=false"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == [
         "item000.png", "item001.png", "item002.png", "mask"]
+
+
+# --- nested entries, per-entry formats, clamping only for PNG ------------------------------------
+
+
+def test_nested_entries_write_one_file_per_stem_and_name(tmp_path):
+    images = _fine_ramp(2, 8)
+    prediction = {"stem": ["s1", "s2"], "studio": images,
+                  "expressions": {"smile": images * 0.5, "blink": images * 0.25},
+                  "stats": {"loss": torch.tensor(1.0)}}  # not images: ignored with keys=None
+    assert set(image_entries(prediction)) == {"studio", "expressions"}
+    paths = TextureWriter(tmp_path).write_prediction(prediction)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
+        "expressions/s1/blink.png", "expressions/s1/smile.png",
+        "expressions/s2/blink.png", "expressions/s2/smile.png",
+        "studio/s1.png", "studio/s2.png"]
+    back = read_texture(tmp_path / "expressions" / "s2" / "smile.png")
+    assert (back - images[1] * 0.5).abs().max() <= 0.5 / 65535 + 1e-7
+    # An empty mapping (a subject without expressions) writes nothing, also when named.
+    assert TextureWriter(tmp_path / "e", keys=["expressions"]).write_prediction(
+        {"stem": ["s"], "expressions": {}}) == []
+    with pytest.raises(ValueError, match="'stats' is not an image batch"):
+        TextureWriter(tmp_path, keys=["stats"]).write_prediction(prediction)
+    with pytest.raises(ValueError, match=r"expressions\['smile'\] holds 2 images for 1 stems"):
+        TextureWriter(tmp_path).write_prediction({"stem": ["a"], "expressions": {
+            "smile": torch.rand(2, 3, 4, 4)}})
+
+
+@pytest.mark.skipif(not exr_available(), reason="no OpenEXR writer (OpenCV or openexr)")
+def test_formats_per_entry_and_float_formats_keep_values_outside_0_1(tmp_path):
+    bias = torch.linspace(-0.3, 0.2, 3 * 4 * 4).reshape(1, 3, 4, 4)
+    gain = torch.full((1, 3, 4, 4), 1.7)
+    studio = torch.full((1, 3, 8, 8), 1.2)  # overshoot: clamped in the PNG
+    writer = TextureWriter(tmp_path, formats={"gain": "exr", "bias": "exr"})
+    paths = writer.write_prediction({"stem": ["a"], "studio": studio, "gain": gain,
+                                     "bias": bias})
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in paths) == [
+        "bias/a.exr", "gain/a.exr", "studio/a.png"]
+    assert torch.equal(read_texture(tmp_path / "bias" / "a.exr", check_range=False), bias[0])
+    assert torch.equal(read_texture(tmp_path / "gain" / "a.exr", check_range=False), gain[0])
+    assert torch.equal(read_texture(tmp_path / "studio" / "a.png"), torch.ones(3, 8, 8))
+    assert writer.path("gain", "a").name == "a.exr" and writer.extension == ".png"
+    # A nested entry takes its name's format.
+    writer = TextureWriter(tmp_path, formats={"maps": "tif"})
+    [path] = writer.write_prediction({"stem": ["a"], "maps": {"bias": bias}})
+    assert path == tmp_path / "maps" / "a" / "bias.tif"
+    assert torch.equal(read_texture(path, check_range=False), bias[0])
+    # clamp=False: PNG refuses out-of-range values instead of clipping them.
+    from lift.data.io import TextureError
+
+    with pytest.raises(TextureError, match="outside"):
+        TextureWriter(tmp_path / "raw", clamp=False).write_prediction(
+            {"stem": ["a"], "studio": studio})
+    with pytest.raises(ValueError, match=r"formats\['gain'\]"):
+        TextureWriter(tmp_path, formats={"gain": "jpeg"})

@@ -271,15 +271,21 @@ def read_texture(
 # ----------------------------------------------------------------------------- writing
 
 
-def write_texture(path: str | os.PathLike, tensor: torch.Tensor, *, bits: int = 16) -> Path:
+def write_texture(path: str | os.PathLike, tensor: torch.Tensor, *, bits: int = 16,
+                  check_range: bool = True) -> Path:
     """Write a [3,H,W] texture or [1,H,W] mask with values in [0, 1], atomically.
 
     ``.png``: rounded to ``bits`` (8 or 16) integer levels. ``.exr``: float32 (OpenCV with
     OpenEXR, else the ``OpenEXR`` package). ``.tif``/``.tiff``: float32, exact.
-    NaN/Inf or values outside [0, 1] are refused.
+    NaN/Inf are refused; so are values outside [0, 1] unless ``check_range=False``, which only
+    the float formats (``.exr``, ``.tif``) accept (signed maps such as a colour transform's
+    bias; read them back with ``read_texture(..., check_range=False)``).
     """
     path = Path(path)
     ext = _check_extension(path)
+    if not check_range and ext == ".png":
+        raise ValueError(f"{path}: PNG holds values in [0, 1] only; check_range=False needs "
+                         ".exr or .tif")
     t = torch.as_tensor(tensor).detach().cpu()
     if t.ndim != 3 or t.shape[0] not in (1, 3):
         raise TextureError(f"{path}: cannot write a tensor of shape {tuple(t.shape)}; "
@@ -287,7 +293,7 @@ def write_texture(path: str | os.PathLike, tensor: torch.Tensor, *, bits: int = 
     arr = t.to(torch.float32).numpy().transpose(1, 2, 0)
     if not np.isfinite(arr).all():
         raise TextureError(f"{path}: refusing to write NaN/Inf values")
-    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+    if check_range and arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
         raise TextureError(f"{path}: refusing to write values outside [0, 1] "
                            f"([{arr.min():.4g}, {arr.max():.4g}])")
     arr = arr[:, :, 0] if arr.shape[2] == 1 else np.ascontiguousarray(arr)
