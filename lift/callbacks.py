@@ -270,7 +270,11 @@ class StageCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Not ModelCheckpoint.on_train_end: that one saves `last` even under fast_dev_run.
-        if self._should_skip_saving_checkpoint(trainer):
+        # A module with no optimiser (a training-free baseline estimating statistics) ends at
+        # global step 0, which ModelCheckpoint takes for "already saved": save it once anyway.
+        never_saved = trainer.global_step == 0 and not self.last_model_path
+        if self._should_skip_saving_checkpoint(trainer) and not (
+                never_saved and not trainer.fast_dev_run and not trainer.sanity_checking):
             return
         candidates = self._monitor_candidates(trainer)
         if self.monitor is None:
