@@ -27,16 +27,28 @@ import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, default_collate
 
-from lift.data.dataset import TextureDataset
+from lift.data.dataset import ALL_SPLIT, TextureDataset
 from lift.data.io import TextureError
 from lift.data.sources import SPLITS, TextureSource
 
 
 def collate_textures(items: list[dict | None]) -> dict:
-    """Stack items into a batch (``"stem"`` becomes a list); drops items skipped on read."""
+    """Stack items into a batch (``"stem"`` becomes a list); drops items skipped on read.
+
+    ``"expressions"`` (``{name: [3,H,W]}`` per item) becomes ``{name: [B,3,H,W]}``; every item
+    of the batch must then have the same expression names.
+    """
     kept = [item for item in items if item is not None]
     if not kept:
         raise TextureError("every item of this batch was skipped as unreadable (on_error='skip')")
+    if "expressions" in kept[0]:
+        names = {item["stem"]: sorted(item["expressions"]) for item in kept}
+        if len({tuple(n) for n in names.values()}) > 1:
+            listed = "; ".join(f"{stem}: {n or 'none'}" for stem, n in names.items())
+            raise TextureError(
+                f"the subjects of this batch have different expression textures ({listed}); "
+                "a batch holds one texture per expression name: predict with batch_size 1 "
+                "(--data.init_args.batch_size=1)")
     return default_collate(kept)
 
 
@@ -48,7 +60,9 @@ class TextureDataModule(L.LightningDataModule):
         train_split: split of the train loader.
         val_split: split of the val loader (None: no validation).
         test_split: split of the test loader (None: no test loader).
-        predict_split: split of the predict loader (None: no predict loader).
+        predict_split: split of the predict loader (None: no predict loader); besides the
+            splits, ``"all"``: every stem with a phone texture (on a folder without split
+            files, every file of ``phone/``).
         resolution: resize every texture to this size (None: as stored). Integer
             down-sampling factors are exact box filters (``interpolate(mode="area")``).
         crop_size: random crop of this size for training only, the same window for every
@@ -58,6 +72,9 @@ class TextureDataModule(L.LightningDataModule):
         shuffle: shuffle the train loader.
         drop_last: drop the train loader's last incomplete batch.
         seed: seeds the train shuffle order and the crop windows.
+        with_expressions: predict batches also hold ``"expressions"``: ``{name: [B,3,R,R]}``,
+            the subjects' phone-captured expression textures (at ``resolution``); subjects of
+            one batch must have the same expression names (else use ``batch_size: 1``).
     """
 
     def __init__(
@@ -74,12 +91,15 @@ class TextureDataModule(L.LightningDataModule):
         shuffle: bool = True,
         drop_last: bool = True,
         seed: int = 0,
+        with_expressions: bool = False,
     ):
         super().__init__()
         for name, split in (("train_split", train_split), ("val_split", val_split),
                             ("test_split", test_split), ("predict_split", predict_split)):
-            if split is not None and split not in SPLITS:
-                raise ValueError(f"{name}={split!r} is not a split ({', '.join(SPLITS)})")
+            if split is not None and split not in SPLITS and not (
+                    name == "predict_split" and split == ALL_SPLIT):
+                also = f", or {ALL_SPLIT}" if name == "predict_split" else ""
+                raise ValueError(f"{name}={split!r} is not a split ({', '.join(SPLITS)}{also})")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.source = source
@@ -94,13 +114,16 @@ class TextureDataModule(L.LightningDataModule):
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.seed = seed
+        self.with_expressions = with_expressions
         self.datasets: dict[str, TextureDataset] = {}
 
-    def dataset(self, split: str, *, train: bool = False) -> TextureDataset:
+    def dataset(self, split: str, *, train: bool = False,
+                with_expressions: bool = False) -> TextureDataset:
         """The dataset of ``split``; ``train`` adds the random crop."""
         return TextureDataset(
             self.source, split, resolution=self.resolution,
             crop_size=self.crop_size if train else None, random_crop=train, seed=self.seed,
+            with_expressions=with_expressions,
         )
 
     def setup(self, stage: str | None = None) -> None:
@@ -114,7 +137,9 @@ class TextureDataModule(L.LightningDataModule):
         for pairs in stages.values():
             for role, split in pairs:
                 if split is not None and role not in self.datasets:
-                    self.datasets[role] = self.dataset(split, train=role == "train")
+                    self.datasets[role] = self.dataset(
+                        split, train=role == "train",
+                        with_expressions=role == "predict" and self.with_expressions)
         train = self.datasets.get("train")
         if train is not None and self.drop_last and len(train) < self.batch_size:
             raise ValueError(

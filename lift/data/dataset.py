@@ -1,14 +1,20 @@
 """One split of a :class:`~lift.data.sources.TextureSource` as a map-style torch Dataset.
 
 An item is ``{"stem": str, "phone": [3,R,R], "mask": [1,R,R], "studio": [3,R,R]}`` with the
-keys the split provides (``SPLIT_KEYS``). Optional steps, in order:
+keys the split provides (``SPLIT_KEYS``), and with ``with_expressions`` also
+``"expressions": {name: [3,R,R]}`` (the subject's phone-captured expression textures,
+``source.expressions(stem)``, possibly empty). Besides the splits of ``SPLITS`` there is the
+prediction split ``"all"`` (:data:`ALL_SPLIT`): every stem with a phone texture, i.e. the
+union of the splits that hold phone textures in ``SPLITS`` order, keys ``phone`` and
+``mask``; on a folder without split files that is every file of ``phone/``. Optional steps,
+in order:
 
 1. ``resolution``: resize every key to ``resolution``². Down-sampling by an integer factor
    uses ``F.interpolate(mode="area")`` (the mean of each factor×factor block: an exact box
    filter, no aliasing); any other down-sampling uses antialiased bilinear
    (``mode="bilinear", antialias=True``); up-sampling uses bilinear. Masks are resized the
-   same way. Masks are then binarised at 0.5 (a texel counts as seen when at least half of
-   it was), with or without resizing.
+   same way, and so are expression textures. Masks are then binarised at 0.5 (a texel
+   counts as seen when at least half of it was), with or without resizing.
 2. ``crop_size``: one crop window, the same for every key of the item (paired textures stay
    aligned): random when ``random_crop`` (training), else the centre.
 """
@@ -23,7 +29,40 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from lift.data.io import TextureError
-from lift.data.sources import SPLIT_KEYS, TextureSource
+from lift.data.sources import SPLIT_KEYS, SPLITS, TextureSource
+
+#: The prediction split of every stem with a phone texture (see the module docstring).
+ALL_SPLIT = "all"
+ALL_KEYS = ("phone", "mask")
+#: The splits whose union is ``ALL_SPLIT``.
+PHONE_SPLITS = tuple(s for s in SPLITS if "phone" in SPLIT_KEYS[s])
+
+
+def split_keys(split: str) -> tuple[str, ...]:
+    """The texture keys ``split`` provides (``SPLIT_KEYS``, and ``ALL_KEYS`` for "all")."""
+    if split == ALL_SPLIT:
+        return ALL_KEYS
+    if split not in SPLIT_KEYS:
+        raise ValueError(f"unknown split {split!r} (splits: {', '.join(SPLIT_KEYS)}, "
+                         f"{ALL_SPLIT} for prediction)")
+    return SPLIT_KEYS[split]
+
+
+def split_stems(source: TextureSource, split: str) -> list[str]:
+    """The stems of ``split`` in order; "all": the union of ``PHONE_SPLITS``, first seen first."""
+    splits = source.splits()
+    if split != ALL_SPLIT:
+        return list(splits[split])
+    return list(dict.fromkeys(stem for s in PHONE_SPLITS for stem in splits.get(s, [])))
+
+
+def split_size(source: TextureSource, split: str, key: str) -> tuple[int, int] | None:
+    """``source.size`` of ``split``; "all": the size its splits agree on (None if they differ)."""
+    if split != ALL_SPLIT:
+        return source.size(split, key)
+    splits = source.splits()
+    sizes = {source.size(s, key) for s in PHONE_SPLITS if splits.get(s)}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def resize_texture(tensor: torch.Tensor, size: int) -> torch.Tensor:
@@ -45,8 +84,11 @@ class TextureDataset(Dataset):
 
     Args:
         source: where the textures come from.
-        split: one of ``SPLITS``; an empty split is an error.
+        split: one of ``SPLITS``, or ``"all"`` (prediction: every stem with a phone texture);
+            an empty split is an error.
         keys: texture keys to load (default: all the split provides).
+        with_expressions: add ``"expressions"``: ``{name: [3,R,R]}`` (resized and cropped like
+            the other keys) to every item.
         resolution: resize every texture to this size (None: as stored).
         crop_size: crop this size from every texture (None: no crop).
         random_crop: random crop window (else centred).
@@ -65,10 +107,9 @@ class TextureDataset(Dataset):
         crop_size: int | None = None,
         random_crop: bool = False,
         seed: int = 0,
+        with_expressions: bool = False,
     ):
-        if split not in SPLIT_KEYS:
-            raise ValueError(f"unknown split {split!r} (splits: {', '.join(SPLIT_KEYS)})")
-        allowed = SPLIT_KEYS[split]
+        allowed = split_keys(split)
         keys = tuple(allowed if keys is None else keys)
         extra = [k for k in keys if k not in allowed]
         if extra:
@@ -76,7 +117,8 @@ class TextureDataset(Dataset):
         self.source = source
         self.split = split
         self.keys = keys
-        self.stems = list(source.splits()[split])
+        self.with_expressions = bool(with_expressions)
+        self.stems = split_stems(source, split)
         if not self.stems:
             raise TextureError(
                 f"{source.describe()}: split {split} is empty (a folder lists its stems in "
@@ -86,7 +128,7 @@ class TextureDataset(Dataset):
         size = resolution
         if crop_size is not None:
             for key in keys:
-                known = source.size(split, key)
+                known = split_size(source, split, key)
                 limit = size or (min(known) if known else None)
                 if limit is not None and crop_size > limit:
                     raise ValueError(f"crop_size {crop_size} exceeds the {key} texture size "
@@ -128,7 +170,7 @@ class TextureDataset(Dataset):
         item: dict = {"stem": stem}
         for key in self.keys:
             tensor = self.source.load(stem, key)
-            expected = self.source.size(self.split, key)
+            expected = split_size(self.source, self.split, key)
             channels = 1 if key == "mask" else 3
             if tensor.ndim != 3 or tensor.shape[0] != channels or (
                 expected is not None and tuple(tensor.shape[1:]) != expected
@@ -142,8 +184,11 @@ class TextureDataset(Dataset):
             if key == "mask":  # masks are {0, 1}, also when a file held soft values
                 tensor = (tensor >= 0.5).to(torch.float32)
             item[key] = tensor
+        if self.with_expressions:
+            item["expressions"] = self._expressions(stem)
         if self.crop_size is not None:
             shapes = {tuple(item[k].shape[1:]) for k in self.keys}
+            shapes |= {tuple(t.shape[1:]) for t in item.get("expressions", {}).values()}
             if len(shapes) != 1:
                 raise TextureError(
                     f"{self.source.describe()}: cannot crop stem {stem!r} of split "
@@ -154,7 +199,19 @@ class TextureDataset(Dataset):
             c = self.crop_size
             for key in self.keys:
                 item[key] = item[key][:, top:top + c, left:left + c].contiguous()
+            for name, tensor in item.get("expressions", {}).items():
+                item["expressions"][name] = tensor[:, top:top + c, left:left + c].contiguous()
         return item
+
+    def _expressions(self, stem: str) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, tensor in self.source.expressions(stem).items():
+            if tensor.ndim != 3 or tensor.shape[0] != 3:
+                raise TextureError(f"{self.source.describe()}: expression {name!r} of stem "
+                                   f"{stem!r} has shape {tuple(tensor.shape)}, expected [3,H,W]")
+            out[name] = tensor if self.resolution is None else resize_texture(tensor,
+                                                                              self.resolution)
+        return out
 
     def __getitem__(self, index: int) -> dict | None:
         if self.source.on_error != "skip":
