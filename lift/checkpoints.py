@@ -82,12 +82,14 @@ def component_spec(path: str | Path, name: str,
     return specs[name]
 
 
-def build_from_checkpoint(path: str | Path, name: str, prefix: str | None = None) -> nn.Module:
+def build_from_checkpoint(path: str | Path, name: str, prefix: str | None = None,
+                          **overrides: Any) -> nn.Module:
     """Rebuild component ``name`` from checkpoint ``path`` and load its ``prefix`` weights
-    (default: ``name``)."""
+    (default: ``name``); ``overrides`` replace recorded top-level constructor arguments (e.g.
+    a translator's ``eval_banks``; component values may be given as specs)."""
     data = read_checkpoint(path)
     try:
-        module = build(component_spec(path, name, data), where=f"{path}: {name}")
+        module = build(component_spec(path, name, data), where=f"{path}: {name}", **overrides)
     except SpecError as err:
         raise CheckpointError(str(err)) from err
     return load_weights(module, path, prefix or name, data)

@@ -148,7 +148,7 @@ def build(spec: Mapping[str, Any], where: str = "spec", **overrides: Any) -> Any
     get_registry()  # plugins imported, so their classes resolve (and disabled ones do not)
     cls = resolve_class(str(spec["class_path"]), where)
     args = {k: _decode(v, f"{where}.{k}") for k, v in dict(spec.get("init_args") or {}).items()}
-    args.update(overrides)
+    args.update({k: _decode(v, f"{where}.{k}") for k, v in overrides.items()})
     try:
         return cls(**args)
     except TypeError as err:

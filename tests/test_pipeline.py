@@ -351,3 +351,28 @@ def test_the_shipped_config_composes_for_predict(capsys):
     writer = config["trainer"]["callbacks"][0]["init_args"]
     assert writer["format"] == "png16" and writer["formats"] == {"gain": "exr", "bias": "exr"}
     assert config["trainer"]["default_root_dir"] == "runs/predict/studio"
+
+
+def test_translator_overrides_replace_recorded_arguments(tmp_path):
+    """eval_banks given at prediction time: the translator looks the stems up there first."""
+    from inversion_helpers import TinyGenerator
+    from lift_stylegan2.finetune import StyleGANWPlus
+    from test_contracts import GaussianWPlus, L1Distance, TinyDiscriminator
+    from test_translation_stage import write_bank
+
+    from lift.checkpoints import build_from_checkpoint
+    from lift.spec import spec_of
+
+    translator = StyleGANWPlus(None, GaussianWPlus(), L1Distance(), generator=TinyGenerator(),
+                               discriminator=TinyDiscriminator(), freeze_resolution=4)
+    torch.save({"state_dict": {f"translator.{k}": v for k, v in translator.state_dict().items()},
+                "lift_components": {"translator": spec_of(translator)}}, tmp_path / "t.ckpt")
+
+    code = torch.randn(1, translator.generator.num_ws, translator.generator.w_dim)
+    bank = write_bank(tmp_path / "bank", ["known"], code)
+    rebuilt = build_from_checkpoint(tmp_path / "t.ckpt", "translator", eval_banks=[bank])
+    assert rebuilt.eval_banks == [bank]
+    phone = torch.rand(1, 3, 16, 16)
+    out = rebuilt.translate_batch({"phone": phone, "mask": torch.ones(1, 1, 16, 16),
+                                   "stem": ["known"]})
+    torch.testing.assert_close(out, rebuilt.synthesize(code))

@@ -126,6 +126,9 @@ class PipelineModule(StageModule):
         num_inference_steps: reverse steps (None: the upsampler's own).
         sample_seed: seeds the sampling noise: ``sample_seed + 1_000_003 * rank + batch_idx``
             (as ``UpsamplingModule``).
+        translator_overrides: constructor arguments of the translator replaced when it is
+            rebuilt (e.g. ``{"eval_banks": [bank]}``: codes of the test textures inverted once
+            by the inversion stage, shared by every method that uses this G_phone)
     """
 
     stage = "pipeline"
@@ -142,11 +145,13 @@ class PipelineModule(StageModule):
         tile_overlap: int = 32,
         num_inference_steps: int | None = None,
         sample_seed: int = 0,
+        translator_overrides: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["colour_transform", "gradient_operator"])
         self.translator_path = str(translator)
-        self.translator: Translator = frozen(build_from_checkpoint(translator, "translator"))
+        self.translator: Translator = frozen(build_from_checkpoint(
+            translator, "translator", **dict(translator_overrides or {})))
         self.translator_resolution = self._resolution(translator_resolution)
         self.upsampler_path = None if upsampler is None else str(upsampler)
         if upsampler is None:
