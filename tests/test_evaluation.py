@@ -1,0 +1,232 @@
+"""Evaluation of a run directory (lift.evaluation): metrics, the table schema, orderings,
+seeds, missing predictions, and the paper's orderings."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from evaluation_helpers import (PAIRED, UNPAIRED, TinySource, noisy, write_folder_source,
+                                write_prediction)
+
+from lift.evaluation import EvaluationError, evaluate_run
+from lift.evaluation import paper
+from lift.evaluation.metrics import build_metric
+from lift.evaluation.source import build_source
+
+TABLE_KEYS = {"table", "split", "profile", "seeds", "rows", "paper", "higher_is_better",
+              "orderings", "labels", "missing"}
+ORDERING_KEYS = {"better", "worse", "metric", "paper", "ours"}
+
+
+@pytest.fixture(scope="module")
+def source():
+    return TinySource()
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """LPIPS-VGG and DISTS weights unavailable, wherever this test runs."""
+    import lift.weights
+
+    empty = tmp_path / "no_weights"
+    empty.mkdir()
+    monkeypatch.setattr(lift.weights, "search_dirs", lambda: [empty])
+    return empty
+
+
+def _recipe(tables, seeds=(0,)):
+    return {"seeds": list(seeds), "profile": "tiny", "tables": tables}
+
+
+def _score(name, preds, target, mask=None):
+    metric = build_metric(name).metric
+    if mask is None:
+        metric.update(preds, target)
+    else:
+        metric.update(preds, target, mask=mask)
+    return float(metric.compute())
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_psnr_of_a_constant_offset_and_ssim_of_identical_textures(source):
+    gt = source.load("p0", "studio")[None]
+    assert _score("psnr", gt + 0.1, gt) == pytest.approx(20.0, abs=1e-4)  # 10 log10(1 / 0.01)
+    assert _score("psnr", gt + 0.05, gt) == pytest.approx(10 * math.log10(1 / 0.0025), abs=1e-4)
+    assert _score("ssim", gt, gt) == pytest.approx(1.0, abs=1e-6)
+    assert _score("ssim", noisy(gt, 0.1, 0), gt) < 0.9
+
+
+def test_faceid_is_zero_for_identical_inputs_and_ignores_masked_out_texels(source):
+    phone, mask = source.load("u0", "phone")[None], source.load("u0", "mask")[None]
+    assert _score("faceid", phone, phone, mask) == pytest.approx(0.0, abs=1e-10)
+    # Changed only where the phone saw nothing: masked FaceID 0, unmasked not.
+    changed = torch.where(mask > 0, phone, torch.zeros_like(phone) + 0.95)
+    assert _score("faceid", changed, phone, mask) == pytest.approx(0.0, abs=1e-10)
+    assert _score("faceid", changed, phone) > 1e-4
+
+
+def test_source_specs_are_an_allow_list(tmp_path, source):
+    with pytest.raises(EvaluationError, match="not an evaluation source"):
+        build_source({"class_path": "os.system", "init_args": {"command": "true"}})
+    folder = build_source({"class_path": "lift.data.FolderSource",
+                           "init_args": {"root": str(write_folder_source(tmp_path / "d", source))}})
+    assert folder.splits()["paired_test"] == PAIRED
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_toy_ablation_writes_the_schema_and_evaluates_orderings_in_each_direction(
+        tmp_path, source, no_weights):
+    run = tmp_path / "run"
+    for stem in PAIRED:
+        gt = source.load(stem, "studio")
+        write_prediction(run, "good", 0, stem, noisy(gt, 0.01, 1))
+        write_prediction(run, "bad", 0, stem, noisy(gt, 0.15, 2))
+    metrics = ["psnr", "ssim", "lpips", "dists"]
+    recipe = _recipe([
+        # W+ (good) vs Z (bad): the paper's order holds on every metric.
+        {"table": 4, "split": "paired_test", "metrics": metrics, "rows": {"z": "bad", "wplus": "good"}},
+        # ours (bad) vs CUT (good): the paper's order fails on every metric.
+        {"table": 1, "split": "paired_test", "metrics": metrics, "rows": {"ours": "bad", "cut": "good"}},
+    ])
+    tables = evaluate_run(run, recipe, source=source)
+    t4 = json.loads((run / "tables" / "table4.json").read_text())
+    assert t4 == json.loads(json.dumps(tables[4]))
+    assert set(t4) == TABLE_KEYS
+    assert (t4["table"], t4["split"], t4["profile"], t4["seeds"]) == (4, "paired_test", "tiny", [0])
+    assert set(t4["rows"]) == {"z", "wplus"}
+    for row in t4["rows"].values():
+        assert set(row) == set(metrics)
+        assert all(set(stat) == {"mean", "std", "n"} for stat in row.values())
+    assert t4["rows"]["wplus"]["psnr"]["mean"] > t4["rows"]["z"]["psnr"]["mean"]
+    assert t4["rows"]["wplus"]["lpips"]["mean"] < t4["rows"]["z"]["lpips"]["mean"]
+    assert t4["rows"]["z"]["psnr"]["std"] == 0.0 and t4["rows"]["z"]["psnr"]["n"] == 1
+    assert t4["rows"]["z"]["dists"] == {"mean": None, "std": None, "n": 0}
+    assert t4["paper"] == paper.PAPER[4]
+    assert t4["higher_is_better"] == {"psnr": True, "ssim": True, "lpips": False, "dists": False}
+    assert t4["labels"]["lpips"] == "lpips (ST-LPIPS, offline)"
+    assert "dists_weights.pt" in t4["missing"]["dists"]
+    assert "LIFT_WEIGHTS_DIR" in t4["missing"]["dists"]
+    assert set(t4["missing"]) == {"dists"}
+
+    def ours(table):
+        assert all(set(o) == ORDERING_KEYS and o["paper"] is True for o in table["orderings"])
+        return {(o["better"], o["worse"], o["metric"]): o["ours"] for o in table["orderings"]}
+
+    assert ours(t4) == {("wplus", "z", "psnr"): True, ("wplus", "z", "ssim"): True,
+                        ("wplus", "z", "lpips"): True, ("wplus", "z", "dists"): None}
+    assert ours(tables[1]) == {("ours", "cut", "psnr"): False, ("ours", "cut", "ssim"): False,
+                               ("ours", "cut", "lpips"): False, ("ours", "cut", "dists"): None}
+    md = (run / "tables" / "table4.md").read_text()
+    assert "| wplus |" in md and "22.76" in md and "✓ wplus better than z on psnr" in md
+    assert "smoke level" in md and "dists: no numbers" in md
+    csv_lines = (run / "tables" / "table1.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("table,split,row,metric") and len(csv_lines) == 1 + 2 * 4
+    record = json.loads((run / "tables" / "evaluation.json").read_text())
+    assert set(record["tables"]["4"]["per_stem"]["wplus"]["psnr"]["seed0"]) == set(PAIRED)
+
+
+def test_mean_and_sample_std_over_two_seeds(tmp_path, source):
+    run = tmp_path / "run"
+    offsets = {0: 0.1, 1: 0.05}  # PSNR 20 and 26.0206 exactly
+    for seed, offset in offsets.items():
+        for stem in PAIRED:
+            write_prediction(run, "m", seed, stem, source.load(stem, "studio") + offset)
+    recipe = _recipe([{"table": 1, "split": "paired_test", "metrics": ["psnr"],
+                       "rows": {"ours": "m"}}], seeds=[0, 1])
+    stat = evaluate_run(run, recipe, source=source)[1]["rows"]["ours"]["psnr"]
+    values = [10 * math.log10(1 / o ** 2) for o in offsets.values()]
+    assert stat["n"] == 2
+    assert stat["mean"] == pytest.approx(sum(values) / 2, abs=1e-3)
+    assert stat["std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), abs=1e-3)
+
+
+def test_faceid_table_on_the_unpaired_split_is_masked(tmp_path, source):
+    run = tmp_path / "run"
+    for stem in UNPAIRED:
+        phone, mask = source.load(stem, "phone"), source.load(stem, "mask")
+        write_prediction(run, "copy", 0, stem, torch.where(mask > 0, phone, torch.ones_like(phone)))
+        write_prediction(run, "shift", 0, stem, phone.roll(6, dims=-1))
+    recipe = _recipe([{"table": 2, "split": "unpaired_test", "metrics": ["faceid"],
+                       "rows": {"ours": "copy", "cut": "shift"}}])
+    t2 = evaluate_run(run, recipe, source=source)[2]
+    assert t2["rows"]["ours"]["faceid"]["mean"] == pytest.approx(0.0, abs=1e-8)
+    assert t2["rows"]["cut"]["faceid"]["mean"] > 1e-4
+    assert t2["orderings"] == [{"better": "ours", "worse": "cut", "metric": "faceid",
+                                "paper": True, "ours": True}]
+
+
+def test_a_missing_prediction_is_an_error_naming_the_file(tmp_path, source):
+    run = tmp_path / "run"
+    write_prediction(run, "m", 0, PAIRED[0], source.load(PAIRED[0], "studio"))
+    recipe = _recipe([{"table": 1, "split": "paired_test", "metrics": ["psnr"],
+                       "rows": {"ours": "m"}}])
+    expected = run / "predictions" / "m" / "seed0" / "studio" / f"{PAIRED[1]}.png"
+    with pytest.raises(EvaluationError, match="missing prediction") as info:
+        evaluate_run(run, recipe, source=source)
+    assert str(expected) in str(info.value)
+    assert not (run / "tables").exists()
+
+
+def test_command_line_with_a_folder_source_recipe(tmp_path, source, capsys):
+    import yaml
+
+    from lift.evaluation.__main__ import main
+
+    run = tmp_path / "run"
+    for stem in PAIRED:
+        write_prediction(run, "m", 0, stem, source.load(stem, "studio") + 0.1)
+    recipe = _recipe([{"table": 1, "split": "paired_test", "metrics": ["psnr"],
+                       "rows": {"ours": "m"}}])
+    recipe["evaluation"] = {"source": {"class_path": "lift.data.FolderSource", "init_args": {
+        "root": str(write_folder_source(tmp_path / "data", source))}}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main([str(run), "--recipe", str(path)]) == 0
+    table = json.loads((run / "tables" / "table1.json").read_text())
+    assert table["rows"]["ours"]["psnr"]["mean"] == pytest.approx(20.0, abs=1e-3)
+    assert "table1.md" in capsys.readouterr().out
+    del recipe["evaluation"]
+    path.write_text(yaml.safe_dump(recipe))
+    assert main([str(run), "--recipe", str(path)]) == 2  # no evaluation.source: said so
+
+
+# ----------------------------------------------------------------------------- the paper
+
+
+def test_the_paper_orderings_are_derived_from_its_numbers():
+    counts = paper.ordering_counts()
+    assert counts == {"claimed": 23, "reported": 40}
+    per_table = {t: paper.claimed_orderings(t) for t in paper.PAPER}
+    assert [len(v) for v in per_table.values()] == [12, 3, 4, 4]
+    assert all(o["paper"] for claims in per_table.values() for o in claims)
+    assert {o["better"] for o in per_table[1]} == {"ours"}
+    assert {(o["worse"], o["metric"]) for o in per_table[3]} == {
+        (r, m) for r in ("vanilla", "inference_only") for m in ("lpips", "dists")}
+    # Direction: lower LPIPS / FaceID is better, higher PSNR is better.
+    assert paper.better("lpips", 0.364, 0.402) and not paper.better("psnr", 21.0, 22.0)
+    # The ablations are not ordered between themselves (LPIPS and DISTS disagree).
+    reported = paper.reported_orderings(3)
+    assert ("inference_only", "vanilla", "lpips") in reported
+    assert ("vanilla", "inference_only", "dists") in reported
+
+
+def test_predictions_at_another_resolution_are_scored_against_the_area_resized_truth(
+        tmp_path, source):
+    from lift.data.dataset import resize_texture
+
+    run = tmp_path / "run"
+    for stem in PAIRED:  # half the studio resolution: the area-downsampled truth + 0.1
+        write_prediction(run, "half", 0, stem, resize_texture(source.load(stem, "studio"), 32) + 0.1)
+    recipe = _recipe([{"table": 1, "split": "paired_test", "metrics": ["psnr"],
+                       "rows": {"ours": "half"}}])
+    stat = evaluate_run(run, recipe, source=source)[1]["rows"]["ours"]["psnr"]
+    assert stat["mean"] == pytest.approx(20.0, abs=1e-3)
+    md = (run / "tables" / "table1.md").read_text()
+    assert "predictions are 32x32, the reference textures 64x64" in md and "area" in md
