@@ -46,6 +46,8 @@ Lightning commands (each takes --config FILE [--config OVERLAY ...] and --help):
   predict    run a stage's prediction (e.g. W+ inversion into a latent bank)
 
 lift commands:
+  run        run a recipe (configs/run/<name>.yaml): every stage, the methods' predictions,
+             the tables and the report, skipping what is done and resuming what was killed
   plugins    list every registered component by kind, with its plugin and distribution
   data       data tools: `lift data synth` writes the synthetic benchmark,
              `lift data check` validates a texture folder
@@ -353,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return data_command(rest)
     if command == "compose":
         return compose_command(rest)
+    if command == "run":
+        from lift.run.command import run_command
+
+        return run_command(rest)
     if command in LIGHTNING_COMMANDS:
         return _lightning_main(argv)
     print(f"lift: unknown command {command!r}\n", file=sys.stderr)

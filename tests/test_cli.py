@@ -71,7 +71,8 @@ def _overlay_base(path: Path) -> Path | None:
 STAGE_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml")
                        if "fragments" not in p.parts and _is_stage_config(p))
 OVERLAYS = sorted(p for p in CONFIGS.rglob("*.yaml") if not _is_stage_config(p)
-                  and "trainer" not in p.parts and "fragments" not in p.parts)
+                  and "trainer" not in p.parts and "fragments" not in p.parts
+                  and "run" not in p.parts)  # configs/run/: lift run recipes (tests/test_run.py)
 FRAGMENTS = sorted((CONFIGS / "fragments").glob("*.yaml"))
 
 

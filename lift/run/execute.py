@@ -1,0 +1,84 @@
+"""Running one unit's ``lift`` command in a subprocess, its output into ``stage.log``.
+
+The child stays in the runner's process group (killing the runner's group kills the stage
+too) and inherits its environment, with ``PYTHONUNBUFFERED=1`` so the log follows the run.
+With ``stream=True`` (a terminal, not CI) its output is also copied to the terminal, progress
+bars included; otherwise only the log gets it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+TAIL_LINES = 30
+
+
+def move_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<path>.stale-<n>`` (the first free n >= 1); never deletes."""
+    n = 1
+    while (target := path.with_name(f"{path.name}.stale-{n}")).exists():
+        n += 1
+    os.rename(path, target)
+    return target
+
+
+def _write_terminal(data: bytes) -> None:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        buffer.write(data)
+        buffer.flush()
+    else:
+        sys.stdout.write(data.decode(errors="replace"))
+        sys.stdout.flush()
+
+
+def run_logged(argv: Sequence[str], log: Path, header: str, stream: bool) -> int:
+    """Run ``argv``, appending a header line and its stdout + stderr to ``log``; returns the
+    exit code. Ctrl-C stops the child (SIGINT reaches it through the process group, a
+    SIGTERM follows after 30 s) and is re-raised."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "ab") as fh:
+        fh.write(header.encode())
+        fh.flush()
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env)
+        try:
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, 65536):
+                fh.write(chunk)
+                fh.flush()
+                if stream:
+                    _write_terminal(chunk)
+            return proc.wait()
+        except KeyboardInterrupt:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
+            fh.write(b"\n[lift run: interrupted]\n")
+            raise
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def log_tail(log: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a log as a terminal shows them (``\\r`` rewrites a line)."""
+    try:
+        data = log.read_bytes()[-256_000:]
+    except OSError:
+        return []
+    text = data.decode(errors="replace")
+    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    while shown and not shown[-1].strip():
+        shown.pop()
+    return shown[-lines:]

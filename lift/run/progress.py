@@ -1,0 +1,51 @@
+"""Progress lines and the time-left estimate.
+
+``[3/9] translate_wplus seed0 ... done in 4m12s (elapsed 9m01s, about 14m left)``
+
+Time left is the sum, over the units still to run, of each one's wall time recorded in
+``run.json`` by an earlier run (``estimate_s``: its last finished attempt, kept when it is
+rerun); a unit without one counts as the mean wall time of the units run so far in this
+invocation. With neither (nothing has run yet and no earlier times) it is unknown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def duration(seconds: float) -> str:
+    """``12s``, ``4m12s``, ``1h02m``."""
+    s = int(math.floor(seconds + 0.5))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def time_left(estimates: Sequence[float | None], done_walls: Sequence[float]) -> float | None:
+    """Seconds left for units with these recorded estimates (None: none recorded), given the
+    wall times of the units run so far; None when unknown."""
+    mean = sum(done_walls) / len(done_walls) if done_walls else None
+    total = 0.0
+    for est in estimates:
+        if est is None:
+            if mean is None:
+                return None
+            est = mean
+        total += est
+    return total
+
+
+def status_suffix(elapsed: float, left: float | None, remaining: int) -> str:
+    if remaining == 0:
+        return f"(elapsed {duration(elapsed)})"
+    if left is None:
+        return f"(elapsed {duration(elapsed)}, time left unknown)"
+    return f"(elapsed {duration(elapsed)}, about {duration(left)} left)"
+
+
+def prefix(index: int, total: int, label: str) -> str:
+    width = len(str(total))
+    return f"[{index:>{width}}/{total}] {label} ..."

@@ -1,0 +1,465 @@
+"""`lift run`: recipe validation, a toy recipe end to end, skip / rerun / resume / failure,
+--dry-run, the evaluator and report hooks, and the shipped quickstart recipe.
+
+The toy stages (a linear layer on random vectors, written to a temporary module) run through
+the real `lift fit` / `lift predict` subprocesses in a few seconds each."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from lift.cli import TOP_HELP, main
+from lift.run.fingerprint import print_config
+from lift.run.plan import _writer_flags, build_units, resolve
+from lift.run.recipe import RecipeError, load_recipe
+from lift.run.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "configs" / "run" / "quickstart.yaml"
+
+TOY_MODULE = '''
+"""Toy stages for tests/test_run.py."""
+import time
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class Vectors(Dataset):
+    def __init__(self, n, seed):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 4, generator=g)
+        self.y = self.x.sum(dim=1, keepdim=True)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"stem": f"item{i:03d}", "x": self.x[i], "y": self.y[i]}
+
+
+class ToyData(pl.LightningDataModule):
+    def __init__(self, n: int = 8, batch_size: int = 2, predict_split: str = "paired_test"):
+        super().__init__()
+        self.n, self.batch_size, self.predict_split = n, batch_size, predict_split
+
+    def train_dataloader(self):
+        return DataLoader(Vectors(self.n, 0), batch_size=self.batch_size)
+
+    def predict_dataloader(self):
+        return DataLoader(Vectors(4, len(self.predict_split)), batch_size=self.batch_size)
+
+
+class ToyModule(pl.LightningModule):
+    """`init`: an upstream checkpoint to start from; `sleep`: seconds per training step."""
+
+    def __init__(self, lr: float = 0.01, init: str | None = None, sleep: float = 0.0):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.lr, self.sleep = lr, sleep
+        if init is not None:
+            state = torch.load(init, map_location="cpu", weights_only=True)["state_dict"]
+            self.load_state_dict(state)
+
+    def training_step(self, batch, batch_idx):
+        print(f"toy step {self.global_step}", flush=True)
+        time.sleep(self.sleep)
+        return (self.layer(batch["x"]) - batch["y"]).square().mean()
+
+    def predict_step(self, batch, batch_idx):
+        out = self.layer(batch["x"]).sigmoid()
+        image = (out[:, :, None, None] * torch.ones(1, 3, 4, 4)).contiguous()
+        return {"stem": list(batch["stem"]), "studio": image}
+
+    def configure_optimizers(self):
+        if self.lr <= 0:
+            raise ValueError(f"ToyModule: lr must be > 0, got {self.lr}")
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+'''
+
+# no `logger: false`: a resumed run in the same directory needs lift's default loggers (a new
+# logs/version_N/ for LightningCLI's config.yaml; with logger false it goes to the root dir once)
+QUIET = {"enable_progress_bar": False, "enable_model_summary": False}
+TOY = {"model": {"class_path": "toy_run_stage.ToyModule"},
+       "data": {"class_path": "toy_run_stage.ToyData"}}
+CONFIGS = {
+    "fit.yaml": {"trainer": {**QUIET, "max_steps": 4, "callbacks": [
+        {"class_path": "lift.callbacks.StageCheckpoint",
+         "init_args": {"save_top_k": 0, "every_n_train_steps": 5}}]}, **TOY},
+    "pred.yaml": {"trainer": {**QUIET, "callbacks": [
+        {"class_path": "lift.prediction_writer.TextureWriter"}]}, **TOY},
+    "meth.yaml": {"trainer": dict(QUIET), **TOY},
+}
+
+
+def toy_recipe(d: Path) -> dict:
+    """a (fit) -> b (fit) -> method m; a -> c (predict, writes textures)."""
+    return {
+        "name": "toy", "seeds": [0], "trainer": [str(d / "cpu.yaml")],
+        "stages": {
+            "a": {"command": "fit", "configs": [str(d / "fit.yaml")],
+                  "args": {"trainer.max_steps": 3}, "outputs": {"checkpoint": "last.ckpt"}},
+            "b": {"command": "fit", "configs": [str(d / "fit.yaml")],
+                  "args": {"trainer.max_steps": 2},
+                  "inputs": {"model.init_args.init": "a.checkpoint"},
+                  "outputs": {"checkpoint": "last.ckpt"}},
+            "c": {"command": "predict", "configs": [str(d / "pred.yaml")],
+                  "inputs": {"model.init_args.init": "a.checkpoint"},
+                  "outputs": {"textures": "predictions"}},
+        },
+        "methods": {"m": {"configs": [str(d / "meth.yaml")],
+                          "inputs": {"model.init_args.init": "b.checkpoint"},
+                          "splits": ["paired_test"]}},
+    }
+
+
+def write_recipe(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def record(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
+def units(run_dir: Path) -> dict[str, dict]:
+    """run.json's stage and method runs by key: <stage>/seed<k>, <method>/seed<k>/<split>."""
+    rec = record(run_dir)
+    return {f"{name}/{sub}": entry for group in ("stages", "methods")
+            for name, runs in rec.get(group, {}).items() for sub, entry in runs.items()}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """The toy module and configs on the path (this process and the stage subprocesses)."""
+    d = tmp_path_factory.mktemp("toy")
+    (d / "toy_run_stage.py").write_text(TOY_MODULE)
+    for name, data in CONFIGS.items():
+        (d / name).write_text(yaml.safe_dump(data))
+    (d / "cpu.yaml").write_text(yaml.safe_dump({"trainer": {"accelerator": "cpu",
+                                                            "devices": 1}}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(d))
+        mp.setenv("PYTHONPATH", os.pathsep.join([str(d), str(ROOT / "tests")]))
+        mp.setenv("OMP_NUM_THREADS", "1")
+        mp.chdir(ROOT)
+        yield d
+
+
+@pytest.fixture(scope="module")
+def done_run(toy):
+    """The toy recipe run once, end to end (4 stage subprocesses)."""
+    out = toy / "run"
+    recipe = write_recipe(toy / "toy.yaml", toy_recipe(toy))
+    assert run(recipe, out=out, stream=False) == 0
+    return out
+
+
+def copy_run(done_run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "run"
+    shutil.copytree(done_run, out)
+    return out
+
+
+# --- recipe validation -----------------------------------------------------------------------
+
+
+def test_recipe_errors_name_the_file_and_the_key(tmp_path, toy):
+    data = toy_recipe(toy)
+    data["stages"]["b"]["command"] = "train"
+    data["stages"]["b"]["inputs"] = {"model.init_args.init": "nope.checkpoint"}
+    data["stages"]["c"]["inputs"] = {"model.init_args.init": "a.weights"}
+    data["stages"]["c"]["configs"] = [str(tmp_path / "missing.yaml")]
+    data["stages"]["x"] = {"command": "fit", "configs": [str(toy / "fit.yaml")],
+                           "inputs": {"model.init_args.init": "y.checkpoint"},
+                           "outputs": {"checkpoint": "last.ckpt"}}
+    data["stages"]["y"] = {"command": "fit", "configs": [str(toy / "fit.yaml")],
+                           "inputs": {"model.init_args.init": "x.checkpoint"},
+                           "args": {"trainer.default_root_dir": "elsewhere"},
+                           "outputs": {"checkpoint": "last.ckpt"}}
+    data["methods"]["m"]["bogus"] = 1
+    data["tables"] = [{"table": 1, "split": "paired_test", "rows": {"ours": "ours"}}]
+    path = write_recipe(tmp_path / "bad.yaml", data)
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    lines = str(err.value).splitlines()
+    assert all(line.startswith(f"{path}: ") for line in lines), lines
+    text = str(err.value)
+    for expected in [
+        "stages.b.command: unknown command 'train'",
+        "stages.b.inputs[model.init_args.init]: unknown stage 'nope'",
+        "stages.c.inputs[model.init_args.init]: stage 'a' declares no output 'weights'",
+        f"stages.c.configs[0]: config file not found: {tmp_path / 'missing.yaml'}",
+        "stages: input cycle: x -> y (needs x) -> x (needs y)",
+        "stages.y.args[trainer.default_root_dir]: trainer.default_root_dir is set by the runner",
+        "methods.m.bogus: unknown key",
+        "tables[0].rows.ours: unknown method 'ours'",
+    ]:
+        assert expected in text, f"{expected!r} not in:\n{text}"
+    # `lift run` prints them and exits 2 without running anything
+    assert main(["run", "--config", str(path), "--out", str(tmp_path / "r")]) == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_top_help_lists_run_and_run_help(capsys):
+    assert "  run " in TOP_HELP
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "--dry-run" in out and "--only" in out and "run.json" in out
+
+
+def test_shipped_quickstart_recipe_validates_and_its_stage_configs_parse(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(QUICKSTART)  # every config file exists, every input is declared
+    assert list(recipe.stages)[:2] == ["prior", "invert"]
+    assert {"ours", "ours_vanilla", "ours_inference_only", "ours_z", "agilegan", "cut",
+            "cyclegan"} <= set(recipe.methods)
+    assert {t["table"] for t in recipe.tables} == {1, 2, 3, 4}
+    # every configs + args + inputs parse as LightningCLI reads them (no run)
+    units = build_units(recipe, tmp_path / "run")  # the methods too: the pipeline config
+    resolve(units, tmp_path / "run")
+    invert = yaml.safe_load(units[1].resolved)
+    assert invert["model"]["init_args"]["checkpoint"] == str(
+        tmp_path / "run" / "stages" / "prior" / "seed0" / "last.ckpt")
+    assert len({u.fingerprint for u in units}) == len(units)
+    ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed0/paired_test").resolved)
+    assert ours["data"]["init_args"]["predict_split"] == "paired_test"
+    assert ours["model"]["init_args"]["upsampler"].endswith(
+        "stages/upsample_train_inference/seed0/last.ckpt")
+    writers = [c for c in ours["trainer"]["callbacks"] if c["class_path"].endswith("TextureWriter")]
+    assert [w["init_args"]["output_dir"] for w in writers] == [
+        str(tmp_path / "run" / "predictions" / "ours" / "seed0")]
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def test_toy_recipe_runs_end_to_end(done_run):
+    rec = record(done_run)
+    assert rec["status"] == "done" and rec["name"] == "toy"
+    runs = units(done_run)
+    assert set(runs) == {"a/seed0", "b/seed0", "c/seed0", "m/seed0/paired_test"}
+    assert set(rec["stages"]) == {"a", "b", "c"} and set(rec["methods"]["m"]) == {"seed0/paired_test"}
+    for key, unit in runs.items():
+        assert unit["status"] == "done", key
+        assert len(unit["fingerprint"]) == 64 and unit["wall_time_s"] > 0, key
+        assert (done_run / unit["log"]).is_file() and (done_run / unit["resolved_config"]).is_file()
+        for path in unit["outputs"].values():
+            assert (done_run / path).exists(), (key, path)
+    assert runs["b/seed0"]["upstream"] == {"a/seed0": runs["a/seed0"]["fingerprint"]}
+    b = runs["b/seed0"]
+    assert f"--model.init_args.init={done_run}/stages/a/seed0/last.ckpt" in b["command"]
+    assert "--seed_everything=0" in b["command"] and b["subcommand"] == "fit"
+    assert yaml.safe_load((done_run / "recipe.yaml").read_text())["name"] == "toy"
+    assert torch.load(done_run / "stages/b/seed0/last.ckpt", weights_only=True)["global_step"] == 2
+    assert sorted(p.name for p in (done_run / "stages/c/seed0/predictions/studio").iterdir()) \
+        == [f"item{i:03d}.png" for i in range(4)]
+    assert len(list((done_run / "predictions/m/seed0/studio").glob("*.png"))) == 4
+
+
+def test_rerun_skips_everything_without_a_subprocess(done_run, toy, monkeypatch, capsys):
+    before = units(done_run)
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError("a stage was started")
+
+    monkeypatch.setattr("lift.run.runner.run_logged", no_subprocess)
+    assert run(toy / "toy.yaml", out=done_run, stream=False) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped (done, same fingerprint)") == 4
+    assert "[2/4] b seed0 ... skipped" in out
+    assert units(done_run) == before
+
+
+def test_changed_args_rerun_the_stage_and_its_dependents(done_run, toy, tmp_path, capsys):
+    out = copy_run(done_run, tmp_path)  # a copied run directory keeps its fingerprints
+    before = units(out)
+    data = toy_recipe(toy)
+    data["stages"]["b"]["args"]["trainer.max_steps"] = 3
+    recipe = write_recipe(tmp_path / "toy.yaml", data)
+    assert run(recipe, out=out, stream=False) == 0
+    text = capsys.readouterr().out
+    after = units(out)
+    for key in ("a/seed0", "c/seed0"):
+        assert after[key] == before[key], key
+    for key in ("b/seed0", "m/seed0/paired_test"):
+        assert after[key]["started"] != before[key]["started"], key
+        assert after[key]["fingerprint"] != before[key]["fingerprint"], key
+    assert "b seed0 ... done in" in text and "a seed0 ... skipped" in text
+    assert after["b/seed0"]["stale"] == ["stages/b/seed0.stale-1"]
+    assert after["m/seed0/paired_test"]["stale"] == ["methods/m/seed0/paired_test.stale-1",
+                                                     "predictions/m/seed0.stale-1"]
+    assert (out / "stages/b/seed0.stale-1/last.ckpt").is_file()  # moved aside, not deleted
+    assert torch.load(out / "stages/b/seed0/last.ckpt", weights_only=True)["global_step"] == 3
+    assert len(list((out / "predictions/m/seed0/studio").glob("*.png"))) == 4
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(done_run, toy, tmp_path, capsys):
+    data = toy_recipe(toy)
+    data["stages"]["a"]["args"]["trainer.max_steps"] = 2
+    recipe = write_recipe(tmp_path / "toy.yaml", data)
+    before = (done_run / "run.json").read_text()
+    assert main(["run", "--config", str(recipe), "--out", str(done_run), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "plan: 4 to run, 0 to resume, 0 to skip" in out
+    assert "its config, args or inputs changed (new fingerprint); moves stages/a/seed0 aside" in out
+    assert "upstream a/seed0 changed" in out and "upstream b/seed0 changed" in out
+    assert "$ " in out and "-m lift.cli fit --config" in out
+    assert (done_run / "run.json").read_text() == before
+    assert not list(done_run.glob("stages/*/*.stale-*"))
+
+
+def test_a_killed_run_skips_what_is_done_and_resumes_the_killed_fit(done_run, toy, tmp_path,
+                                                                    capsys):
+    out = copy_run(done_run, tmp_path)
+    data = toy_recipe(toy)
+    data["stages"]["b"]["args"] = {"trainer.max_steps": 12, "model.init_args.sleep": 0.15}
+    recipe = write_recipe(tmp_path / "toy.yaml", data)
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "lift.cli", "run", "--config", str(recipe), "--out", str(out),
+         "--no-stream"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    log = out / "stages/b/seed0/stage.log"
+    deadline = time.monotonic() + 120
+    try:  # last.ckpt is saved at step 5; kill the runner's group during step 6
+        while not (log.is_file() and "toy step 6" in log.read_text()):
+            assert runner.poll() is None, runner.stdout.read().decode()
+            assert time.monotonic() < deadline, "stage b never reached step 6"
+            time.sleep(0.05)
+        os.killpg(runner.pid, signal.SIGKILL)
+    finally:
+        runner.wait()
+    rec = units(out)
+    assert rec["b/seed0"]["status"] == "running"
+    assert (out / "stages/b/seed0/last.ckpt").is_file()
+
+    assert run(recipe, out=out, stream=False) == 0
+    text = capsys.readouterr().out
+    rec = units(out)
+    assert "[1/4] a seed0 ... skipped" in text
+    b = rec["b/seed0"]
+    assert b["status"] == "done" and b["attempts"] == 2 and b["resume"] == "ckpt_path last"
+    assert b["command"][-1] == "--ckpt_path=last"
+    second = log.read_text().split("=== lift run")[-1]
+    assert "resume from last.ckpt" in second
+    assert "toy step 5" in second and "toy step 4" not in second  # continued, not restarted
+    assert torch.load(out / "stages/b/seed0/last.ckpt", weights_only=True)["global_step"] == 12
+    assert rec["m/seed0/paired_test"]["status"] == "done"
+
+
+def test_a_failing_stage_stops_the_run_naming_stage_command_and_log(done_run, toy, tmp_path,
+                                                                     capsys):
+    out = copy_run(done_run, tmp_path)
+    data = toy_recipe(toy)
+    data["stages"]["b"]["args"]["model.init_args.lr"] = -1.0
+    recipe = write_recipe(tmp_path / "toy.yaml", data)
+    assert main(["run", "--config", str(recipe), "--out", str(out), "--no-stream"]) == 1
+    captured = capsys.readouterr()
+    err = captured.err
+    log = out / "stages/b/seed0/stage.log"
+    assert "lift run: FAILED: stage b seed0 (exit code 1" in err
+    assert f"  log:     {log}" in err
+    assert "  command: cd " in err and "--model.init_args.lr=-1.0" in err
+    assert "ToyModule: lr must be > 0, got -1.0" in err  # the log's tail
+    rec = record(out)
+    assert rec["status"] == "failed" and units(out)["b/seed0"]["status"] == "failed"
+    assert units(out)["m/seed0/paired_test"]["status"] == "done"  # not reached: unchanged
+    assert "m seed0" not in captured.out
+
+
+def test_an_override_that_does_not_parse_fails_before_anything_runs(done_run, toy, tmp_path,
+                                                                    capsys):
+    data = toy_recipe(toy)
+    data["stages"]["c"]["args"] = {"model.init_args.no_such_arg": 1}
+    recipe = write_recipe(tmp_path / "toy.yaml", data)
+    before = (done_run / "run.json").read_text()
+    assert run(recipe, out=done_run, stream=False) == 1
+    err = capsys.readouterr().err
+    assert "the configs of stage c seed0 do not parse" in err and "stages.c" in err
+    assert "no_such_arg" in err and "--print_config" in err
+    assert (done_run / "run.json").read_text() == before
+
+
+def test_only_reruns_the_named_stage_and_skips_what_it_needs(done_run, toy, tmp_path, capsys):
+    out = copy_run(done_run, tmp_path)
+    before = units(out)
+    assert run(toy / "toy.yaml", out=out, only=["c"], stream=False) == 0
+    text = capsys.readouterr().out
+    after = units(out)
+    assert "[1/2] a seed0 ... skipped" in text and "[2/2] c seed0 ... done" in text
+    assert after["c/seed0"]["stale"] == ["stages/c/seed0.stale-1"]
+    assert after["b/seed0"] == before["b/seed0"] and "evaluation and report skipped" in text
+
+
+def test_evaluator_and_report_are_called_after_the_run(done_run, toy, tmp_path, monkeypatch,
+                                                       capsys):
+    out = copy_run(done_run, tmp_path)
+    data = toy_recipe(toy)
+    data["tables"] = [{"table": 1, "split": "paired_test", "metrics": ["psnr"],
+                       "rows": {"m": "m"}}]
+    recipe = write_recipe(tmp_path / "toy.yaml", data)
+    # modules not there yet: a note, and the run still succeeds
+    monkeypatch.setitem(sys.modules, "lift.evaluation", None)
+    monkeypatch.setitem(sys.modules, "lift.report", None)
+    assert run(recipe, out=out, stream=False) == 0
+    assert "lift.evaluation.evaluate_run is not available" in capsys.readouterr().out
+
+    calls = []
+
+    def evaluate_run(run_dir, recipe):
+        calls.append(("evaluate", run_dir, recipe))
+        return {1: {"table": 1}}
+
+    def write_report(run_dir, recipe):
+        calls.append(("report", run_dir, recipe))
+        return run_dir / "report" / "index.html"
+
+    monkeypatch.setitem(sys.modules, "lift.evaluation",
+                        types.SimpleNamespace(evaluate_run=evaluate_run))
+    monkeypatch.setitem(sys.modules, "lift.report", types.SimpleNamespace(write_report=write_report))
+    assert run(recipe, out=out, stream=False) == 0
+    text = capsys.readouterr().out
+    assert [c[0] for c in calls] == ["evaluate", "report"]
+    assert calls[0][1] == out and calls[0][2]["tables"] == data["tables"]
+    assert calls[0][2]["methods"]["m"]["splits"] == ["paired_test"]
+    assert f"tables: {out / 'tables'}/" in text and f"report: {out / 'report/index.html'}" in text
+    rec = record(out)
+    assert rec["evaluation"]["status"] == "done" and rec["report"]["path"] == "report/index.html"
+
+
+def test_a_method_config_that_lists_a_texture_writer_gets_its_output_dir(toy, tmp_path):
+    preds = tmp_path / "preds"
+    # the writer is the last callback: its output_dir is set on the command line
+    pred = ["predict", "--config", str(toy / "pred.yaml")]
+    assert _writer_flags(print_config(pred), preds) == [
+        f"--trainer.callbacks.output_dir={preds}", "--return_predictions=false"]
+    # not the last one: the callback list is passed whole with output_dir replaced
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({"trainer": {"callbacks": [
+        {"class_path": "lift.prediction_writer.TextureWriter", "init_args": {"format": "png8"}},
+        {"class_path": "lift.callbacks.StageCheckpoint"}]}}))
+    argv = pred + ["--config", str(other)]
+    flags = _writer_flags(print_config(argv), preds)
+    assert flags[0].startswith("--trainer.callbacks=[")
+    resolved = yaml.safe_load(print_config(argv + flags))
+    writers = [c for c in resolved["trainer"]["callbacks"] if c["class_path"].endswith("Writer")]
+    assert [(w["init_args"]["output_dir"], w["init_args"]["format"]) for w in writers] == [
+        (str(preds), "png8")]
+    # none: one is appended
+    appended = _writer_flags(print_config(["predict", "--config", str(toy / "meth.yaml")]), preds)
+    assert appended[0] == "--trainer.callbacks+=lift.prediction_writer.TextureWriter"
