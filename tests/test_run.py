@@ -423,10 +423,13 @@ def test_evaluator_and_report_are_called_after_the_run(done_run, toy, tmp_path, 
 
     def evaluate_run(run_dir, recipe):
         calls.append(("evaluate", run_dir, recipe))
+        (run_dir / "tables").mkdir()
         return {1: {"table": 1}}
 
     def write_report(run_dir, recipe):
         calls.append(("report", run_dir, recipe))
+        (run_dir / "report").mkdir()
+        (run_dir / "report" / "index.html").write_text("<html></html>")
         return run_dir / "report" / "index.html"
 
     monkeypatch.setitem(sys.modules, "lift.evaluation",
@@ -440,6 +443,9 @@ def test_evaluator_and_report_are_called_after_the_run(done_run, toy, tmp_path, 
     assert f"tables: {out / 'tables'}/" in text and f"report: {out / 'report/index.html'}" in text
     rec = record(out)
     assert rec["evaluation"]["status"] == "done" and rec["report"]["path"] == "report/index.html"
+    # nothing changed: both are up to date
+    assert run(recipe, out=out, stream=False) == 0
+    assert len(calls) == 2 and "evaluation up to date, skipped" in capsys.readouterr().out
 
 
 def test_a_method_config_that_lists_a_texture_writer_gets_its_output_dir(toy, tmp_path):

@@ -118,7 +118,8 @@ class Recipe:
         def refs(inputs):
             return {r.key: f"{r.stage}.{r.output}" for r in inputs}
         return {
-            "name": self.name, "seeds": list(self.seeds), "profile": self.profile,
+            "name": self.name, "seeds": list(self.seeds),
+            **({"profile": self.profile} if self.profile is not None else {}),
             "recipe": str(self.path), "trainer": list(self.trainer),
             "stages": {s.name: {"command": s.command, "configs": list(s.configs),
                                 "args": dict(s.args), "inputs": refs(s.inputs),

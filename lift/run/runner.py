@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import shlex
 import sys
@@ -168,13 +170,34 @@ def _import(module: str, name: str):
         return None
 
 
-def evaluate_and_report(recipe: Recipe, run_dir: Path, record: RunRecord) -> int:
-    """The evaluator (tables/) and the report writer (report/index.html) on the finished run."""
+def _evaluation_key(recipe: Recipe, record: RunRecord, units: list[Unit]) -> str:
+    """What the tables and report are computed from: the recipe's evaluation keys and the
+    run_id of every unit (a rerun unit gets a new one)."""
+    data = recipe.to_dict()
+    payload = {"recipe": {k: data.get(k) for k in ("name", "profile", "seeds", "tables",
+                                                   "evaluation", "report")},
+               "runs": {u.key: (record.unit(u.key) or {}).get("run_id") for u in units}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def evaluate_and_report(recipe: Recipe, run_dir: Path, record: RunRecord,
+                        units: list[Unit]) -> int:
+    """The evaluator (tables/) and the report writer (report/index.html) on the finished run;
+    each is skipped when it is done for the same recipe keys and unit runs."""
     if not recipe.tables:
         print("lift run: the recipe has no tables: evaluation and report skipped")
         return 0
+    key = _evaluation_key(recipe, record, units)
+    redone = False
     for step, module, name in (("evaluation", "lift.evaluation", "evaluate_run"),
                                ("report", "lift.report", "write_report")):
+        prev = record.data.get(step) or {}
+        output = run_dir / (prev.get("path") or prev.get("tables") or step)
+        if (not redone and prev.get("status") == "done" and prev.get("key") == key
+                and output.exists()):
+            print(f"lift run: {step} up to date, skipped: {output}"
+                  + ("/" if output.is_dir() else ""))
+            continue
         func = _import(module, name)
         if func is None:
             print(f"lift run: note: {module}.{name} is not available in this checkout: "
@@ -190,11 +213,13 @@ def evaluate_and_report(recipe: Recipe, run_dir: Path, record: RunRecord) -> int
             print(f"lift run: {step} failed ({module}.{name}):", file=sys.stderr)
             traceback.print_exc()
             return 1
+        redone = True
         if step == "evaluation":
-            record.update(evaluation={"status": "done", "finished": now(), "tables": "tables"})
+            record.update(evaluation={"status": "done", "finished": now(), "tables": "tables",
+                                      "key": key})
             print(f"lift run: tables: {run_dir / 'tables'}/ ({len(result or {})} tables)")
         else:
-            record.update(report={"status": "done", "finished": now(),
+            record.update(report={"status": "done", "finished": now(), "key": key,
                                   "path": record.rel(Path(result))})
             print(f"lift run: report: {result}")
     return 0
@@ -268,6 +293,6 @@ def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
         record.update(status="incomplete")
         print("lift run: --only: evaluation and report skipped (run without --only for them)")
         return 0
-    rc = evaluate_and_report(recipe, run_dir, record)
+    rc = evaluate_and_report(recipe, run_dir, record, units)
     record.update(status="done" if rc == 0 else "failed")
     return rc
