@@ -254,7 +254,8 @@ def test_toy_recipe_runs_end_to_end(done_run):
     assert rec["status"] == "done" and rec["name"] == "toy"
     runs = units(done_run)
     assert set(runs) == {"a/seed0", "b/seed0", "c/seed0", "m/seed0/paired_test"}
-    assert set(rec["stages"]) == {"a", "b", "c"} and set(rec["methods"]["m"]) == {"seed0/paired_test"}
+    assert set(rec["stages"]) == {"a", "b", "c"}
+    assert set(rec["methods"]["m"]) == {"seed0/paired_test"}
     for key, unit in runs.items():
         assert unit["status"] == "done", key
         assert len(unit["fingerprint"]) == 64 and unit["wall_time_s"] > 0, key
@@ -434,7 +435,8 @@ def test_evaluator_and_report_are_called_after_the_run(done_run, toy, tmp_path, 
 
     monkeypatch.setitem(sys.modules, "lift.evaluation",
                         types.SimpleNamespace(evaluate_run=evaluate_run))
-    monkeypatch.setitem(sys.modules, "lift.report", types.SimpleNamespace(write_report=write_report))
+    monkeypatch.setitem(sys.modules, "lift.report",
+                        types.SimpleNamespace(write_report=write_report))
     assert run(recipe, out=out, stream=False) == 0
     text = capsys.readouterr().out
     assert [c[0] for c in calls] == ["evaluate", "report"]

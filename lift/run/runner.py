@@ -65,9 +65,10 @@ def _print_plan(units: list[Unit], record: RunRecord) -> None:
 
 
 def _fail(unit: Unit, rc: int, wall: float, missing: list[str]) -> None:
-    what = (f"exit code {rc}" if rc else
-            f"finished but wrote no {', '.join(missing)} ({', '.join(str(unit.outputs[m]) for m in missing)})")
-    lines = [f"lift run: FAILED: {unit.kind} {unit.label} ({what}, after {progress.duration(wall)})",
+    paths = ", ".join(str(unit.outputs[m]) for m in missing)
+    what = f"exit code {rc}" if rc else f"finished but wrote no {', '.join(missing)} ({paths})"
+    lines = [f"lift run: FAILED: {unit.kind} {unit.label} ({what}, "
+             f"after {progress.duration(wall)})",
              f"  command: {shell_command(unit)}",
              f"  log:     {unit.log}"]
     tail = log_tail(unit.log)
