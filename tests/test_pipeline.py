@@ -372,6 +372,10 @@ def test_translator_overrides_replace_recorded_arguments(tmp_path):
     bank = write_bank(tmp_path / "bank", ["known"], code)
     rebuilt = build_from_checkpoint(tmp_path / "t.ckpt", "translator", eval_banks=[bank])
     assert rebuilt.eval_banks == [bank]
+    from lift.stages.pipeline import PipelineModule
+
+    pipeline = PipelineModule(str(tmp_path / "t.ckpt"), None, None, eval_bank=bank)
+    assert pipeline.translator.eval_banks == [bank]
     phone = torch.rand(1, 3, 16, 16)
     out = rebuilt.translate_batch({"phone": phone, "mask": torch.ones(1, 1, 16, 16),
                                    "stem": ["known"]})

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, default_collate
 
-from lift.data.dataset import ALL_SPLIT, TextureDataset
+from lift.data.dataset import UNION_SPLITS, TextureDataset
 from lift.data.io import TextureError
 from lift.data.sources import SPLITS, TextureSource
 
@@ -62,7 +62,7 @@ class TextureDataModule(L.LightningDataModule):
         test_split: split of the test loader (None: no test loader).
         predict_split: split of the predict loader (None: no predict loader); besides the
             splits, ``"all"``: every stem with a phone texture (on a folder without split
-            files, every file of ``phone/``).
+            files, every file of ``phone/``); ``"test"``: paired_test and unpaired_test.
         resolution: resize every texture to this size (None: as stored). Integer
             down-sampling factors are exact box filters (``interpolate(mode="area")``).
         crop_size: random crop of this size for training only, the same window for every
@@ -97,8 +97,8 @@ class TextureDataModule(L.LightningDataModule):
         for name, split in (("train_split", train_split), ("val_split", val_split),
                             ("test_split", test_split), ("predict_split", predict_split)):
             if split is not None and split not in SPLITS and not (
-                    name == "predict_split" and split == ALL_SPLIT):
-                also = f", or {ALL_SPLIT}" if name == "predict_split" else ""
+                    name == "predict_split" and split in UNION_SPLITS):
+                also = f", or {', '.join(UNION_SPLITS)}" if name == "predict_split" else ""
                 raise ValueError(f"{name}={split!r} is not a split ({', '.join(SPLITS)}{also})")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")

@@ -36,32 +36,37 @@ ALL_SPLIT = "all"
 ALL_KEYS = ("phone", "mask")
 #: The splits whose union is ``ALL_SPLIT``.
 PHONE_SPLITS = tuple(s for s in SPLITS if "phone" in SPLIT_KEYS[s])
+#: Prediction-only splits that are unions of splits (phone and mask keys only): ``"all"``, and
+#: ``"test"`` (both test splits: what test-time inversion into an eval bank reads).
+UNION_SPLITS: dict[str, tuple[str, ...]] = {ALL_SPLIT: PHONE_SPLITS,
+                                            "test": ("paired_test", "unpaired_test")}
 
 
 def split_keys(split: str) -> tuple[str, ...]:
-    """The texture keys ``split`` provides (``SPLIT_KEYS``, and ``ALL_KEYS`` for "all")."""
-    if split == ALL_SPLIT:
+    """The texture keys ``split`` provides (``SPLIT_KEYS``; ``ALL_KEYS`` for a union split)."""
+    if split in UNION_SPLITS:
         return ALL_KEYS
     if split not in SPLIT_KEYS:
-        raise ValueError(f"unknown split {split!r} (splits: {', '.join(SPLIT_KEYS)}, "
-                         f"{ALL_SPLIT} for prediction)")
+        raise ValueError(f"unknown split {split!r} (splits: {', '.join(SPLIT_KEYS)}; "
+                         f"{', '.join(UNION_SPLITS)} for prediction)")
     return SPLIT_KEYS[split]
 
 
 def split_stems(source: TextureSource, split: str) -> list[str]:
-    """The stems of ``split`` in order; "all": the union of ``PHONE_SPLITS``, first seen first."""
+    """The stems of ``split`` in order; a union split: its splits' stems, first seen first."""
     splits = source.splits()
-    if split != ALL_SPLIT:
+    if split not in UNION_SPLITS:
         return list(splits[split])
-    return list(dict.fromkeys(stem for s in PHONE_SPLITS for stem in splits.get(s, [])))
+    return list(dict.fromkeys(stem for s in UNION_SPLITS[split] for stem in splits.get(s, [])))
 
 
 def split_size(source: TextureSource, split: str, key: str) -> tuple[int, int] | None:
-    """``source.size`` of ``split``; "all": the size its splits agree on (None if they differ)."""
-    if split != ALL_SPLIT:
+    """``source.size`` of ``split``; a union: the size its splits agree on (None if they
+    differ)."""
+    if split not in UNION_SPLITS:
         return source.size(split, key)
     splits = source.splits()
-    sizes = {source.size(s, key) for s in PHONE_SPLITS if splits.get(s)}
+    sizes = {source.size(s, key) for s in UNION_SPLITS[split] if splits.get(s)}
     return sizes.pop() if len(sizes) == 1 else None
 
 

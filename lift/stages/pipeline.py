@@ -129,6 +129,9 @@ class PipelineModule(StageModule):
         translator_overrides: constructor arguments of the translator replaced when it is
             rebuilt (e.g. ``{"eval_banks": [bank]}``: codes of the test textures inverted once
             by the inversion stage, shared by every method that uses this G_phone)
+        eval_bank: one more latent bank appended to the translator's ``eval_banks`` (the
+            recipes' test-split bank: every test texture inverted once, with the training
+            bank's settings, instead of once per method); None: none
     """
 
     stage = "pipeline"
@@ -146,12 +149,21 @@ class PipelineModule(StageModule):
         num_inference_steps: int | None = None,
         sample_seed: int = 0,
         translator_overrides: dict[str, Any] | None = None,
+        eval_bank: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["colour_transform", "gradient_operator"])
         self.translator_path = str(translator)
+        overrides = dict(translator_overrides or {})
+        if eval_bank is not None:  # looked up after the banks the translator already has
+            recorded = component_spec(translator, "translator")["init_args"]
+            if "eval_banks" not in recorded:
+                raise ValueError(f"pipeline: eval_bank is set but the translator of {translator} "
+                                 "takes no eval_banks (only latent-code translators do)")
+            overrides["eval_banks"] = [*overrides.get("eval_banks", recorded["eval_banks"] or []),
+                                       str(eval_bank)]
         self.translator: Translator = frozen(build_from_checkpoint(
-            translator, "translator", **dict(translator_overrides or {})))
+            translator, "translator", **overrides))
         self.translator_resolution = self._resolution(translator_resolution)
         self.upsampler_path = None if upsampler is None else str(upsampler)
         if upsampler is None:
