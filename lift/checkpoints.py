@@ -58,9 +58,11 @@ def load_weights(module: nn.Module, path: str | Path, prefix: str,
     Submodules the component rebuilds itself (``rebuilt_modules()``, e.g. a translator's frozen
     G_phone) are left out of stage checkpoints; their keys may be missing."""
     data = read_checkpoint(path) if data is None else data
+    rebuilt = tuple(f"{m}." for m in getattr(module, "rebuilt_modules", lambda: ())())
+    if not [k for k in module.state_dict() if not k.startswith(rebuilt or ("\0",))]:
+        return module  # nothing to load (a parameter-free component, e.g. PhoneTexture)
     missing, unexpected = module.load_state_dict(state_with_prefix(data, prefix, path),
                                                  strict=False)
-    rebuilt = tuple(f"{m}." for m in getattr(module, "rebuilt_modules", lambda: ())())
     missing = [k for k in missing if not k.startswith(rebuilt)] if rebuilt else missing
     if missing or unexpected:
         raise CheckpointError(

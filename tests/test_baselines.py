@@ -53,3 +53,11 @@ def test_mean_fill_estimates_the_mean_studio_texture_in_lift_fit_and_reloads(tmp
     rebuilt = build_from_checkpoint(tmp_path / "t.ckpt", "translator")
     phone = torch.rand(2, 3, RES, RES)
     assert torch.equal(rebuilt.translate(phone), module.translator.translate(phone))
+
+
+def test_a_parameter_free_translator_is_rebuilt_from_its_checkpoint(tmp_path):
+    module = TranslationModule(PhoneTexture(), {}, {})
+    checkpoint = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "t.ckpt")
+    assert isinstance(build_from_checkpoint(tmp_path / "t.ckpt", "translator"), PhoneTexture)

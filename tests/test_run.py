@@ -246,6 +246,24 @@ def test_shipped_quickstart_recipe_validates_and_its_stage_configs_parse(tmp_pat
         str(tmp_path / "run" / "predictions" / "ours" / "seed0")]
 
 
+def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_seeds(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "configs" / "run" / "ablations_cpu.yaml")
+    assert list(recipe.seeds) == [0, 1, 2]
+    units = build_units(recipe, tmp_path / "run")
+    per_seed = {seed: [u.key for u in units if u.key.split("/")[1] == seed]
+                for seed in ("seed0", "seed1", "seed2")}
+    assert len(units) == 3 * len(per_seed["seed0"])  # every stage and method, every seed
+    resolve([u for u in units if u.key == "prior/seed1"], tmp_path / "run")
+    resolve([u for u in units if u.key.split("/")[1] == "seed2"], tmp_path / "run")
+    prior = yaml.safe_load(next(u for u in units if u.key == "prior/seed1").resolved)
+    assert prior["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
+    assert prior["trainer"]["max_steps"] == 2100 and prior["seed_everything"] == 1
+    ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed2/unpaired_test").resolved)
+    assert ours["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
+
+
 # --- running ---------------------------------------------------------------------------------
 
 

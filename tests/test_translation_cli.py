@@ -30,7 +30,7 @@ INVERSION["init_args"]["w_stats_samples"] = 256
 
 def _overlay(config: Path, tmp_path: Path) -> Path:
     """No prior checkpoint, a bank of random codes, 2-step test-time inversion."""
-    init = resolve_config(config)["model"]["init_args"]["translator"]["init_args"]
+    init = resolve_config(config)["model"]["init_args"]["translator"].get("init_args", {})
     over: dict = {}
     if "checkpoint" in init:  # the quickstart prior's networks, built in memory
         over.update(checkpoint=None, generator=QUICKSTART_G, discriminator=QUICKSTART_D)
