@@ -17,11 +17,13 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import sys
 from pathlib import PurePath
 from typing import Any, Mapping
 
 SPEC_ATTR = "_lift_spec"
+TRUSTED_ENV = "LIFT_TRUSTED_MODULES"
 
 
 class SpecError(ValueError):
@@ -101,15 +103,18 @@ def is_spec(value: Any) -> bool:
 
 
 def _importable(module_name: str) -> bool:
-    """Only lift's own and its plugins' packages, or modules already imported (no new
-    import-time code runs), may be imported to rebuild a spec."""
+    """Only lift's own and its plugins' packages, modules already imported (no new import-time
+    code runs), or top-level modules the user lists in ``$LIFT_TRUSTED_MODULES`` (comma
+    separated: their own components that are not packaged as a plugin) may be imported to
+    rebuild a spec."""
     if module_name in sys.modules:
         return True
     from lift.plugins import _entry_points
 
     top = module_name.split(".", 1)[0]
-    return top == "lift" or top in {ep.value.split(":", 1)[0].split(".", 1)[0]
-                                    for ep in _entry_points()}
+    trusted = {m.strip() for m in os.environ.get(TRUSTED_ENV, "").split(",") if m.strip()}
+    return top == "lift" or top in trusted or top in {
+        ep.value.split(":", 1)[0].split(".", 1)[0] for ep in _entry_points()}
 
 
 def resolve_class(class_path: str, where: str = "spec") -> type:

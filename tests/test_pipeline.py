@@ -380,3 +380,38 @@ def test_translator_overrides_replace_recorded_arguments(tmp_path):
     out = rebuilt.translate_batch({"phone": phone, "mask": torch.ones(1, 1, 16, 16),
                                    "stem": ["known"]})
     torch.testing.assert_close(out, rebuilt.synthesize(code))
+
+
+@pytest.mark.ddp
+def test_lift_predict_under_ddp_writes_what_one_process_writes(chain, tmp_path):
+    """Two CPU ranks split the subjects; every file equals the single-process prediction."""
+    import os
+    import subprocess
+    import sys
+
+    def predict(out, *extra):
+        args = [sys.executable, "-m", "lift.cli", "predict", "--config", str(CONFIG),
+                "--config", str(ROOT / "configs/trainer/cpu.yaml"), *extra,
+                f"--data.init_args.source.init_args.root={chain['bench']}",
+                f"--model.init_args.translator={chain['gain']}",
+                f"--model.init_args.translator_resolution={r}",
+                f"--model.init_args.upsampler={chain['residual']}",
+                "--model.init_args.colour_transform.init_args.grid_size=4",
+                f"--data.init_args.resolution={R}", f"--trainer.default_root_dir={out}",
+                "--trainer.enable_progress_bar=false", "--return_predictions=false"]
+        tests = str(Path(__file__).parent)  # the tiny components live in the tests
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "LIFT_TRUSTED_MODULES": "test_contracts",
+               "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return out / "predictions"
+
+    one = predict(tmp_path / "one")
+    two = predict(tmp_path / "two", "--trainer.strategy=ddp", "--trainer.devices=2")
+    files = sorted(p.relative_to(one) for p in one.rglob("*.*"))
+    assert files and files == sorted(p.relative_to(two) for p in two.rglob("*.*"))
+    for rel in files:
+        torch.testing.assert_close(read_texture(two / rel, check_range=False),
+                                   read_texture(one / rel, check_range=False),
+                                   atol=1e-6, rtol=0, msg=str(rel))

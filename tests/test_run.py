@@ -264,6 +264,22 @@ def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_
     assert ours["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
 
 
+def test_shipped_paper_recipe_resolves_at_the_papers_sizes(tmp_path, monkeypatch):
+    """Not run here (no GPU, no data): every unit of seed 0 parses as LightningCLI reads it."""
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "configs" / "run" / "paper.yaml")
+    units = [u for u in build_units(recipe, tmp_path / "run") if "/seed0" in u.key]
+    resolve(units, tmp_path / "run")
+    by_key = {u.key: yaml.safe_load(u.resolved) for u in units}
+    assert by_key["prior/seed0"]["model"]["init_args"]["generator"]["init_args"][
+        "resolution"] == 256
+    assert by_key["upsample_train_inference/seed0"]["data"]["init_args"]["resolution"] == 1024
+    ours = by_key["ours/seed0/paired_test"]
+    assert ours["data"]["init_args"]["resolution"] == 1024
+    assert ours["trainer"]["accelerator"] == "gpu"
+    assert ours["data"]["init_args"]["source"]["class_path"] == "lift.data.FolderSource"
+
+
 # --- running ---------------------------------------------------------------------------------
 
 
