@@ -20,6 +20,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from lift.components import (
+    ColourTransform,
     GradientOperator,
     IdentityEncoder,
     ImageDiscriminator,
@@ -365,3 +366,44 @@ def test_a_trained_translator_is_rebuilt_from_its_checkpoint_alone(tmp_path, sou
     assert type(rebuilt) is StyleGANWPlus
     for key, value in translator.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[key], value), key
+
+
+class GlobalGainBias(ColourTransform):
+    """One gain and bias per channel over the visible texels (Eq. 15 with k = 1)."""
+
+    def fit(self, source, target, mask=None):
+        w = torch.ones_like(source[:, :1]) if mask is None else mask
+        n = w.sum(dim=(2, 3), keepdim=True)
+        mx, my = (source * w).sum((2, 3), keepdim=True) / n, (target * w).sum((2, 3), keepdim=True) / n
+        var = ((source - mx).square() * w).sum((2, 3), keepdim=True)
+        gain = ((source - mx) * (target - my) * w).sum((2, 3), keepdim=True) / var
+        return {"gain": gain, "bias": my - gain * mx}
+
+    def apply(self, params, texture):
+        return params["gain"] * texture + params["bias"]
+
+
+def test_colour_transform_kind_in_the_pipeline_stage(tmp_path, source):
+    """Eq. 15-16 through the pipeline with a third party's transform: the fitted maps are
+    written beside the studio texture and every expression is transformed."""
+    from lift.prediction_writer import TextureWriter
+    from lift.stages.pipeline import PipelineModule
+    from lift.stages.translation import TranslationModule
+
+    module = TranslationModule(GainTranslator(init_gain=0.5), {"fit": _adam()}, {"l1": 1.0})
+    dm = TranslationDataModule(source, resolution=RES, batch_size=4, paired_batch_size=2,
+                               phone_split=None, val_split=None)
+    trainer = _trainer(tmp_path, max_steps=1, enable_checkpointing=False)
+    trainer.fit(module, dm)
+    trainer.save_checkpoint(tmp_path / "t.ckpt")
+    pipeline = PipelineModule(str(tmp_path / "t.ckpt"), None, GlobalGainBias(),
+                              translator_resolution=RES)
+    g = torch.Generator().manual_seed(1)
+    phone = torch.rand(2, 3, RES, RES, generator=g)
+    batch = {"stem": ["a", "b"], "phone": phone, "mask": torch.ones(2, 1, RES, RES),
+             "expressions": {"smile": phone.clone()}}
+    writer = TextureWriter(tmp_path / "out", formats={"gain": "exr", "bias": "exr"})
+    _trainer(tmp_path, callbacks=[writer]).predict(pipeline, DataLoader([batch], batch_size=None))
+    for entry in ("studio", "gain", "bias"):
+        assert sorted(p.stem for p in (tmp_path / "out" / entry).iterdir()) == ["a", "b"]
+    assert (tmp_path / "out" / "expressions" / "a" / "smile.png").is_file()
