@@ -43,7 +43,8 @@ Lightning commands (each takes --config FILE [--config OVERLAY ...] and --help):
   fit        train a stage (prior, translation, upsampling)
   validate   run a stage's validation loop
   test       evaluate a stage on its test splits
-  predict    run a stage's prediction (e.g. W+ inversion into a latent bank)
+  predict    run a stage's prediction (W+ inversion into a latent bank; the studio
+             pipeline on your captures: --config configs/pipeline/studio.yaml)
 
 lift commands:
   run        run a recipe (configs/run/<name>.yaml): every stage, the methods' predictions,
