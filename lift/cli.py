@@ -303,6 +303,25 @@ def _lift_cli_class():
     return LiftCLI
 
 
+TRACEBACK_ENV = "LIFT_TRACEBACK"
+
+
+def _config_error_cause(exc: BaseException) -> BaseException | None:
+    """The innermost exception of an error raised while jsonargparse instantiated the config's
+    classes (None for an error raised anywhere else, e.g. while training)."""
+    tb, from_parser = exc.__traceback__, False
+    while tb is not None:
+        from_parser |= "jsonargparse" in tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    if not from_parser:
+        return None
+    seen, cause = {id(exc)}, exc
+    while (nxt := cause.__cause__ or cause.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        cause = nxt
+    return cause
+
+
 def _lightning_main(argv: list[str]) -> int:
     import torch.distributed as dist
 
@@ -333,6 +352,17 @@ def _lightning_main(argv: list[str]) -> int:
             print("lift: note: composed (extends) configs, passed to the parser as YAML "
                   f"strings: {', '.join(composed)} (see `lift compose FILE`)", file=sys.stderr)
         raise
+    except Exception as exc:
+        cause = _config_error_cause(exc)
+        if cause is None or os.environ.get(TRACEBACK_ENV):
+            raise  # an error while running a stage: its traceback is the message
+        # Building a component from the config failed: jsonargparse buries the cause at the
+        # bottom of a long traceback under "Does not validate against any of the Union
+        # subtypes". The cause is the first thing the user reads.
+        print(f"lift: error: {type(cause).__name__}: {cause}", file=sys.stderr)
+        print("lift: (raised while building the model / data from the config; "
+              f"{TRACEBACK_ENV}=1 shows the full traceback)", file=sys.stderr)
+        return 2
     finally:
         sys.argv = saved_argv
         # With strategy=ddp, leaving the process group alive makes the process abort at exit.

@@ -162,3 +162,22 @@ def test_data_check_exits_nonzero_on_a_broken_folder(tmp_path, capsys):
     (tmp_path / "phone" / "s1.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     assert main(["data", "check", str(tmp_path)]) == 1
     assert "s1.png" in capsys.readouterr().out
+
+
+def test_a_component_that_fails_to_build_reports_its_cause_first(tmp_path):
+    """Not a 90-line jsonargparse traceback with the cause at its bottom: the cause, first."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "lift.cli", "predict", "--config",
+         str(CONFIGS / "pipeline" / "studio.yaml"),
+         f"--model.init_args.translator={tmp_path / 'missing.ckpt'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "LIFT_TRACEBACK"})
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("lift:")]
+    assert lines[0] == (f"lift: error: CheckpointError: checkpoint {tmp_path / 'missing.ckpt'} "
+                        "does not exist")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) < 6
