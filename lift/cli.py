@@ -193,13 +193,22 @@ def resolve_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     ``extends``, YAML strings, ``--config`` after ``--``) are left as they are. Raises
     :class:`lift.config_compose.ConfigComposeError` naming the file chain.
     """
-    from lift.config_compose import dump_yaml, has_extends, resolve_config
+    from lift.config_compose import (EXTENDS_KEY, ConfigComposeError, dump_yaml, load_yaml,
+                                     resolve_config)
 
     out: list[str] = []
     composed: list[str] = []
 
     def resolve(value: str) -> str:
-        if not os.path.isfile(value) or not has_extends(value):
+        if os.path.islink(value) and not os.path.exists(value):
+            try:
+                os.stat(value)
+            except OSError as exc:  # ELOOP or a dangling link, said as such
+                raise ConfigComposeError(f"{value}: config file is a broken symbolic link "
+                                         f"({exc.strerror})") from None
+        if not os.path.isfile(value):
+            return value
+        if EXTENDS_KEY not in load_yaml(value):  # invalid YAML: an error naming the file
             return value
         composed.append(value)
         return f"# composed from {value}\n" + dump_yaml(resolve_config(value))

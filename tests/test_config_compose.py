@@ -202,3 +202,20 @@ def test_lift_compose_prints_the_merged_yaml(tmp_path, capsys):
 def test_top_level_help_lists_compose(capsys):
     assert main(["--help"]) == 0
     assert "\n  compose " in capsys.readouterr().out
+
+
+def test_invalid_yaml_and_a_symlink_loop_are_errors_naming_the_file(tmp_path, capsys):
+    from lift.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    assert main(["fit", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lift: error: {bad}: cannot read YAML")
+    loop_a, loop_b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    assert main(["fit", "--config", str(loop_a)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lift: error: {loop_a}: config file is a broken symbolic link")
+    assert "symbolic links" in err

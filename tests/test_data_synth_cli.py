@@ -123,3 +123,20 @@ def test_parallel_writer_matches(tmp_path, tiny_profile):
     assert one == two and len(one) == 48
     assert all((tmp_path / "one" / p).read_bytes() == (tmp_path / "two" / p).read_bytes()
                for p in one)
+
+
+def test_a_rerun_rewrites_zero_byte_and_truncated_files(tmp_path, tiny_profile, capsys):
+    out = tmp_path / "bench"
+    main(["data", "synth", "--out", str(out), "--profile", tiny_profile])
+    studio = sorted((out / "studio").glob("*.png"))[0]
+    phone = out / "phone" / "s000001.png"
+    expression = next((out / "expressions").rglob("*.png"))
+    whole = {p: p.read_bytes() for p in (phone, studio, expression)}
+    phone.write_bytes(b"")                                  # zero bytes
+    studio.write_bytes(whole[studio][:-20])                 # truncated: no IEND chunk
+    expression.write_bytes(whole[expression][:50])
+    capsys.readouterr()
+    main(["data", "synth", "--out", str(out), "--profile", tiny_profile])  # no --overwrite
+    assert "files written 3 " in capsys.readouterr().out
+    assert all(p.read_bytes() == data for p, data in whole.items())
+    assert "problems: none" in check_folder(str(out))

@@ -57,16 +57,40 @@ def _pngs(folder: Path) -> int:
     return sum(1 for p in folder.glob("*.png") if not p.name.startswith("."))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of a whole PNG
+
+
+def _whole_png(path: Path) -> bool:
+    """A PNG file that starts with the signature and ends with its IEND chunk. This writer's
+    files are atomic, so anything else (zero bytes, a truncated copy) came from elsewhere and
+    is rewritten, never kept."""
+    try:
+        size = path.stat().st_size
+        if size < len(_PNG_SIGNATURE) + 12:
+            return False
+        with open(path, "rb") as fh:
+            head = fh.read(len(_PNG_SIGNATURE))
+            fh.seek(size - len(_PNG_END))
+            return head == _PNG_SIGNATURE and fh.read() == _PNG_END
+    except OSError:
+        return False
+
+
 def _complete(out: Path, stem: str, has_phone: bool, has_studio: bool, n_expr: int) -> bool:
-    """Whether every file of ``stem`` exists (atomic writes: an existing file is whole)."""
+    """Whether every file of ``stem`` exists as a whole PNG."""
     files = []
     if has_phone:
         files += [out / "phone" / f"{stem}.png", out / "masks" / f"{stem}.png"]
     if has_studio:
         files.append(out / "studio" / f"{stem}.png")
-    return (all(p.is_file() for p in files)
-            and _pngs(out / "expressions" / stem) == n_expr
-            and _pngs(out / "expressions_studio" / stem) == n_expr)
+    for side in ("expressions", "expressions_studio"):
+        folder = out / side / stem
+        if _pngs(folder) != n_expr:
+            return False
+        if folder.is_dir():
+            files += [p for p in folder.glob("*.png") if not p.name.startswith(".")]
+    return all(_whole_png(p) for p in files)
 
 
 def _write_subject(out: Path, source: SyntheticSource, stem: str) -> int:
@@ -87,7 +111,7 @@ def _write_subject(out: Path, source: SyntheticSource, stem: str) -> int:
         tensors[out / "expressions_studio" / stem / f"{name}.png"] = (tensor, 16)
     written = 0
     for path, (tensor, bits) in tensors.items():
-        if not path.is_file():
+        if not _whole_png(path):  # missing, or a broken file left by someone else
             write_texture(path, tensor, bits=bits)
             written += 1
     return written
