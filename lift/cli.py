@@ -355,6 +355,9 @@ def _lightning_main(argv: list[str]) -> int:
             datamodule_class=None,
             parser_kwargs={"prog": "lift"},
             auto_configure_optimizers=False,
+            # A rerun (resume) of a run without a logger saves its config where the last one
+            # did; with lift's loggers every run has its own logs/version_N/ anyway.
+            save_config_kwargs={"overwrite": True},
         )
     except SystemExit as exc:
         if exc.code not in (0, None) and composed:  # jsonargparse names no file: we do

@@ -181,3 +181,14 @@ def test_a_component_that_fails_to_build_reports_its_cause_first(tmp_path):
     assert lines[0] == (f"lift: error: CheckpointError: checkpoint {tmp_path / 'missing.ckpt'} "
                         "does not exist")
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) < 6
+
+
+def test_a_rerun_without_a_logger_saves_its_config_again(tmp_path):
+    """Resuming into the same directory (the runner's kill/resume) must not stop on the
+    config.yaml the first attempt saved there."""
+    args = ["fit", "--config", str(CONFIGS / "translate" / "phone_texture_quickstart.yaml"),
+            "--config", str(CONFIGS / "trainer" / "cpu.yaml"), "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}", "--trainer.enable_progress_bar=false"]
+    assert main(args) == 0
+    assert (tmp_path / "config.yaml").is_file()
+    assert main(args) == 0
