@@ -66,9 +66,10 @@ class StageModule(pl.LightningModule):
         return ()
 
     def dropped_prefixes(self) -> tuple[str, ...]:
-        """State-dict prefixes left out of checkpoints without a check (metric copies: their
-        frozen encoders are rebuilt from the config, and their set depends on the splits)."""
-        return ()
+        """State-dict prefixes left out of checkpoints without a check: the per-split metric
+        copies of ``split_metrics`` (kept as ``self.eval_metrics``; their frozen encoders are
+        rebuilt from the config, and their set depends on the splits)."""
+        return ("eval_metrics.",)
 
     def component_specs(self) -> dict[str, dict[str, Any]]:
         """Specs of ``recorded_components`` (what the next stage rebuilds them from)."""

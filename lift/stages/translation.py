@@ -92,9 +92,6 @@ class TranslationModule(StageModule):
     def rebuilt_prefixes(self) -> tuple[str, ...]:
         return tuple(f"translator.{name}." for name in self.translator.rebuilt_modules())
 
-    def dropped_prefixes(self) -> tuple[str, ...]:
-        return ("eval_metrics.",)
-
     def configure_optimizers(self):
         phases = self.translator.phases()
         return [self.optimizer_factories[name](list(phases[name].parameters()))

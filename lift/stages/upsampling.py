@@ -120,9 +120,6 @@ class UpsamplingModule(StageModule):
         terms = self.upsampler.training_losses(self.low_res(studio), studio, batch.get("phone"))
         return self.weighted_loss("diffusion", terms, batch)
 
-    def dropped_prefixes(self) -> tuple[str, ...]:
-        return ("eval_metrics.",)  # metric copies (frozen encoders) are rebuilt from the config
-
     def _phase_terms(self, phase: str) -> frozenset[str]:
         return frozenset(self.upsampler.loss_terms)
 

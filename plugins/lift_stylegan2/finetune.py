@@ -146,9 +146,8 @@ class StyleGANFinetune(Translator):
                                        ("adv", "r1"), lazy_terms=("r1",))}
 
     def rebuilt_modules(self) -> tuple[str, ...]:
-        # G_phone comes from the prior checkpoint; the distance and identity networks are
-        # pretrained and frozen.
-        return ("source_generator", "distance", "identity_encoder")
+        # G_phone comes from the prior checkpoint; the distance is pretrained and frozen.
+        return ("source_generator", "distance")
 
     def generator_parameters(self) -> Iterable[nn.Parameter]:
         return [p for p in self.generator.parameters() if p.requires_grad]
@@ -238,6 +237,9 @@ class StyleGANWPlus(StyleGANFinetune):
         for root in [paired_bank, *self.eval_banks]:
             if root is not None:
                 self._bank(root)  # fail at start-up, not at the first paired batch
+
+    def rebuilt_modules(self) -> tuple[str, ...]:
+        return (*super().rebuilt_modules(), "identity_encoder")  # pretrained, frozen
 
     def _bank(self, root: str) -> LatentBank:
         if root not in self._banks:
