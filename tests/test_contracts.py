@@ -321,6 +321,15 @@ def test_every_component_records_a_spec_that_rebuilds_it():
     assert up["scale_factor"] == 2
 
 
+def test_a_spec_cannot_make_lift_import_an_arbitrary_module():
+    import sys
+
+    assert "this" not in sys.modules  # the stdlib module that prints on import
+    with pytest.raises(SpecError, match="not in lift or a lift plugin"):
+        build({"class_path": "this.Anything"})
+    assert "this" not in sys.modules
+
+
 def test_a_spec_cannot_name_an_arbitrary_callable():
     with pytest.raises(SpecError, match="not a lift component"):
         build({"class_path": "os.system", "init_args": {"command": "true"}})
