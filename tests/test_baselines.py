@@ -61,3 +61,19 @@ def test_a_parameter_free_translator_is_rebuilt_from_its_checkpoint(tmp_path):
     module.on_save_checkpoint(checkpoint)
     torch.save(checkpoint, tmp_path / "t.ckpt")
     assert isinstance(build_from_checkpoint(tmp_path / "t.ckpt", "translator"), PhoneTexture)
+
+
+def test_a_run_with_no_optimiser_step_still_leaves_its_checkpoint(tmp_path):
+    """Global step 0 at the end (no phase, no optimiser): StageCheckpoint saves last.ckpt once,
+    as for any other stage, so the pipeline can read the baseline."""
+    from lift.callbacks import StageCheckpoint
+
+    module = TranslationModule(MeanStudioFill(RES), {}, {})
+    dm = TranslationDataModule(SyntheticSource("quickstart", 0), resolution=RES, batch_size=4,
+                               phone_split=None, paired_split=None, val_split=None)
+    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=[StageCheckpoint(save_top_k=0)])
+    trainer.fit(module, dm)
+    assert trainer.global_step == 0 and (tmp_path / "last.ckpt").is_file()
+    assert isinstance(build_from_checkpoint(tmp_path / "last.ckpt", "translator"), MeanStudioFill)

@@ -11,7 +11,13 @@ import pytest
 import torch
 from jsonargparse import ArgumentParser
 
-from lift.data import TextureDataModule, TextureDataset, TextureError, TextureSource
+from lift.data import (
+    SyntheticSource,
+    TextureDataModule,
+    TextureDataset,
+    TextureError,
+    TextureSource,
+)
 from lift.data.dataset import resize_texture
 
 
@@ -266,3 +272,12 @@ def test_soft_masks_are_binarised_without_resize():
                                               * 2).view(1, 4, 4)
     mask = TextureDataset(src, "phone_train")[0]["mask"]
     assert mask.flatten().tolist() == [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0] * 2
+
+
+def test_predict_split_test_is_both_test_splits():
+    source = SyntheticSource("quickstart", 0)
+    dm = TextureDataModule(source, predict_split="test", resolution=16, batch_size=4)
+    dm.setup("predict")
+    stems = [s for batch in dm.predict_dataloader() for s in batch["stem"]]
+    splits = source.splits()
+    assert stems == splits["paired_test"] + splits["unpaired_test"]
