@@ -239,7 +239,7 @@ def _launched_rank() -> int:
         try:
             ranks.append(int(os.environ.get(key, "0")))
         except ValueError:
-            pass
+            continue  # a launcher variable that is not a number names no rank
     return max(ranks, default=0)
 
 
