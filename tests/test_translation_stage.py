@@ -339,7 +339,7 @@ def test_agilegan_trains_its_encoder_and_has_no_identity_or_paired_terms(source)
              "studio": torch.rand(4, 3, RES, RES)}
     outputs = tr.forward_step(batch)
     phases = tr.phases()
-    assert list(phases) == ["generator", "discriminator", "encoder"]
+    assert list(phases) == ["discriminator", "generator", "encoder"]
     terms = {**phases["generator"].losses(batch, outputs, 0),
              **phases["encoder"].losses(batch, outputs, 0)}
     assert set(terms) == {"adv", "lpips_prior", "enc_mse", "enc_lpips", "enc_kl"}

@@ -27,3 +27,11 @@ class LatentSampler(Recordable, nn.Module, abc.ABC):
     @abc.abstractmethod
     def sample(self, num: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """Return ``num`` W+ codes, ``[num, num_ws, w_dim]``."""
+
+    # optional: default draws ``sample`` and has no index
+    def sample_indexed(self, num: int, *, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``sample`` plus, for a sampler over a finite set of codes (a bank), the ``[num]``
+        indices of the drawn codes, so that a translator can cache what it computes from a
+        code once (e.g. the frozen G_phone's image of it); None for continuous samplers."""
+        return self.sample(num, generator=generator), None

@@ -67,6 +67,12 @@ class StyleGANFinetune(Translator):
         r1_interval: compute R1 every this many D steps, scaled by it (lazy regularisation,
             1: every step).
         augment: differentiable augmentation of D's inputs (e.g. DiffAugment; None: off).
+        source_cache_mb: memory for G_phone's images (and their identity features) of bank
+            codes: G_phone is frozen, so each code's image is rendered once, not every step
+            (exact; only samplers with ``sample_indexed`` indices, i.e. banks; 0: off).
+        reuse_fakes: render G_studio(w) once per step for both phases (exact: D's phase runs
+            first, so both see the same G_studio; False renders it in each phase, the same
+            values at twice the cost, for tests and benchmarks).
         generator, discriminator: G / D built in memory, only when ``checkpoint`` is None.
     """
 
@@ -81,6 +87,8 @@ class StyleGANFinetune(Translator):
         use_ema: bool = True,
         r1_interval: int = 1,
         augment: nn.Module | None = None,
+        source_cache_mb: float = 256.0,
+        reuse_fakes: bool = True,
         generator: StyleGenerator | None = None,
         discriminator: ImageDiscriminator | None = None,
     ):
@@ -109,6 +117,10 @@ class StyleGANFinetune(Translator):
         self.augment = augment
         self.freeze_resolution = freeze_resolution
         self.r1_interval = r1_interval
+        self.source_cache_mb = float(source_cache_mb)
+        self.reuse_fakes = bool(reuse_fakes)
+        self._source_cache: dict[int, dict[str, torch.Tensor]] = {}  # bank index -> outputs
+        self._source_cache_bytes = 0
         for p in self.generator.mapping_parameters():
             p.requires_grad_(False)
         for p in self.generator.parameters_up_to(freeze_resolution):
@@ -133,17 +145,19 @@ class StyleGANFinetune(Translator):
     def _perceptual(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.distance(x, y).mean()
 
-    def sample_ws(self, num: int) -> torch.Tensor:
-        return self.sampler.sample(num)
-
     # --- Translator ----------------------------------------------------------------------
 
     def phases(self) -> dict[str, Phase]:
-        """G_studio first, then D_studio (NVlabs' order); R1 every ``r1_interval`` D steps."""
-        return {"generator": Phase(self.generator_parameters, self.generator_losses,
-                                   self.generator_terms),
-                "discriminator": Phase(self.discriminator_parameters, self.discriminator_losses,
-                                       ("adv", "r1"), lazy_terms=("r1",))}
+        """D_studio first, then G_studio; R1 every ``r1_interval`` D steps.
+
+        NVlabs alternates G then D, each rendering its own fakes. With D first, both phases
+        see the same G_studio, so the one rendering of ``forward_step`` serves both exactly
+        (the G phase scores it with the updated D, as a rendering after the D step would be).
+        """
+        return {"discriminator": Phase(self.discriminator_parameters, self.discriminator_losses,
+                                       ("adv", "r1"), lazy_terms=("r1",)),
+                "generator": Phase(self.generator_parameters, self.generator_losses,
+                                   self.generator_terms)}
 
     def rebuilt_modules(self) -> tuple[str, ...]:
         # G_phone comes from the prior checkpoint; the distance is pretrained and frozen.
@@ -157,13 +171,70 @@ class StyleGANFinetune(Translator):
 
     def forward_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         num = batch["studio"].shape[0]
-        ws = self.sample_ws(num).detach()
+        ws, index = self.sampler.sample_indexed(num)
+        ws = ws.detach()
+        outputs: dict[str, Any] = {"ws": ws, **self.source_outputs(ws, index)}
+        codes = {"fakes": ws, **self.extra_codes(batch, outputs)}
+        outputs.update({f"{key}_ws": c for key, c in codes.items() if key != "fakes"})
+        if self.reuse_fakes and torch.is_grad_enabled():
+            # One G_studio pass over every code of the step (G has no batch coupling: the
+            # same values as separate passes); D's phase reads it detached, G's with its graph.
+            sizes = [c.shape[0] for c in codes.values()]
+            images = self.generator.synthesize(torch.cat(list(codes.values())),
+                                               noise_mode="const")
+            outputs.update(zip(codes, images.split(sizes)))
+        return outputs
+
+    # --- G_phone's side of the losses: frozen, so cached per bank code ------------------------
+
+    def source_features(self, source: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the losses need of G_phone(w) besides the image (subclasses: identity)."""
+        return {}
+
+    def _render_source(self, ws: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():
             source = self.source_generator.synthesize(ws, noise_mode="const")
-        return {"ws": ws, "source": source}
+            return {"source": source, **self.source_features(source)}
+
+    def source_outputs(self, ws: torch.Tensor, index: torch.Tensor | None
+                       ) -> dict[str, torch.Tensor]:
+        """G_phone(ws) and its features; from the cache for bank codes seen before."""
+        if index is None or self.source_cache_mb <= 0:
+            return self._render_source(ws)
+        keys = [int(k) for k in index.tolist()]
+        todo = sorted({k for k in keys if k not in self._source_cache})
+        if todo:
+            first = {k: keys.index(k) for k in todo}
+            fresh = self._render_source(ws[[first[k] for k in todo]])
+            budget = self.source_cache_mb * 2 ** 20
+            for j, k in enumerate(todo):
+                item = {name: value[j].detach() for name, value in fresh.items()}
+                size = sum(v.numel() * v.element_size() for v in item.values())
+                if self._source_cache_bytes + size > budget:
+                    # over budget: this step still uses it, later steps render it again
+                    self._source_cache.setdefault(-1 - k, item)
+                    continue
+                self._source_cache[k] = item
+                self._source_cache_bytes += size
+        items = [self._source_cache.get(k) or self._source_cache[-1 - k] for k in keys]
+        for k in [k for k in self._source_cache if k < 0]:
+            del self._source_cache[k]
+        return {name: torch.stack([item[name] for item in items]).to(ws.device)
+                for name in items[0]}
+
+    def extra_codes(self, batch, outputs) -> dict[str, torch.Tensor]:
+        """Further codes G_studio renders this step, by output name (``paired``: Eq. 6)."""
+        return {}
+
+    def _fakes(self, outputs, key: str = "fakes") -> torch.Tensor:
+        fakes = outputs.get(key)
+        if fakes is None:
+            fakes = self.generator.synthesize(outputs["ws" if key == "fakes" else f"{key}_ws"],
+                                              noise_mode="const")
+        return fakes
 
     def generator_losses(self, batch, outputs, step: int = 0) -> dict[str, torch.Tensor]:
-        fakes = self.generator.synthesize(outputs["ws"], noise_mode="const")
+        fakes = self._fakes(outputs)
         terms = {
             "adv": g_hinge_loss(self._d(fakes)),                                      # Eq. 3
             "lpips_prior": self._perceptual(to_unit(fakes), to_unit(outputs["source"])),  # Eq. 5
@@ -178,7 +249,7 @@ class StyleGANFinetune(Translator):
     def discriminator_losses(self, batch, outputs, step: int = 0) -> dict[str, torch.Tensor]:
         reals = self._check_size(batch["studio"], "studio") * 2 - 1
         with torch.no_grad():
-            fakes = self.generator.synthesize(outputs["ws"], noise_mode="const")
+            fakes = self._fakes(outputs).detach()
         terms = {"adv": d_hinge_loss(self._d(reals), self._d(fakes))}             # Eq. 3
         if step % self.r1_interval == 0:
             reals = reals.detach().requires_grad_(True)
@@ -221,11 +292,14 @@ class StyleGANWPlus(StyleGANFinetune):
         use_ema: bool = True,
         r1_interval: int = 1,
         augment: nn.Module | None = None,
+        source_cache_mb: float = 256.0,
+        reuse_fakes: bool = True,
         generator: StyleGenerator | None = None,
         discriminator: ImageDiscriminator | None = None,
     ):
         super().__init__(checkpoint, sampler, distance, freeze_resolution=freeze_resolution,
                          use_ema=use_ema, r1_interval=r1_interval, augment=augment,
+                         source_cache_mb=source_cache_mb, reuse_fakes=reuse_fakes,
                          generator=generator, discriminator=discriminator)
         self.identity_encoder = (identity_encoder.requires_grad_(False).eval()
                                  if identity_encoder is not None else None)
@@ -276,25 +350,29 @@ class StyleGANWPlus(StyleGANFinetune):
                            "'paired' loss weight")
         return torch.stack([bank.get(s) for s in stems])
 
-    def forward_step(self, batch: Mapping[str, Any]) -> dict[str, Any]:
-        outputs = super().forward_step(batch)
-        if self.paired_bank is not None and "paired_stem" in batch:
-            device = outputs["ws"].device
-            outputs["paired_ws"] = self._paired_codes(list(batch["paired_stem"])).to(device)
-        return outputs
+    def extra_codes(self, batch, outputs) -> dict[str, torch.Tensor]:
+        if self.paired_bank is None or "paired_stem" not in batch:
+            return {}
+        codes = self._paired_codes(list(batch["paired_stem"]))
+        return {"paired": codes.to(outputs["ws"].device)}
+
+    def source_features(self, source: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.identity_encoder is None:
+            return {}
+        with torch.no_grad():  # F(G_phone(w)), Eq. 4's target
+            return {"source_identity": self.identity_encoder(to_unit(source).clamp(0, 1))}
 
     def extra_generator_terms(self, batch, outputs, fakes) -> dict[str, torch.Tensor]:
         terms: dict[str, torch.Tensor] = {}
-        fake_tex, source_tex = to_unit(fakes), to_unit(outputs["source"])
         if self.identity_encoder is not None:                                 # Eq. 4
-            with torch.no_grad():
-                target = self.identity_encoder(source_tex.clamp(0, 1))
-            emb = self.identity_encoder(fake_tex.clamp(0, 1))
+            target = outputs.get("source_identity")
+            if target is None:
+                target = self.source_features(outputs["source"])["source_identity"]
+            emb = self.identity_encoder(to_unit(fakes).clamp(0, 1))
             terms["faceid"] = (emb - target).square().sum(dim=1).mean()
         if "paired_ws" in outputs:                                            # Eq. 6
             studio = self._check_size(batch["paired_studio"], "paired_studio")
-            paired = to_unit(self.generator.synthesize(outputs["paired_ws"], noise_mode="const"))
-            terms["paired"] = self._perceptual(paired, studio)
+            terms["paired"] = self._perceptual(to_unit(self._fakes(outputs, "paired")), studio)
         return terms
 
     # --- test time: invert with G_phone, then G_studio -------------------------------------
@@ -373,11 +451,14 @@ class AgileGANZPlus(StyleGANFinetune):
         use_ema: bool = True,
         r1_interval: int = 1,
         augment: nn.Module | None = None,
+        source_cache_mb: float = 256.0,
+        reuse_fakes: bool = True,
         generator: StyleGenerator | None = None,
         discriminator: ImageDiscriminator | None = None,
     ):
         super().__init__(checkpoint, sampler, distance, freeze_resolution=freeze_resolution,
                          use_ema=use_ema, r1_interval=r1_interval, augment=augment,
+                         source_cache_mb=source_cache_mb, reuse_fakes=reuse_fakes,
                          generator=generator, discriminator=discriminator)
         if encoder.num_ws != self.generator.num_ws:
             raise ValueError(f"encoder predicts {encoder.num_ws} rows, the generator has "

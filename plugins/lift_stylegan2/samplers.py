@@ -125,6 +125,11 @@ class WPlusBankSampler(LatentSampler):
         self.codes = self.codes.to(next(generator.parameters()).device)
 
     def sample(self, num: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.sample_indexed(num, generator=generator)[0]
+
+    def sample_indexed(self, num: int, *, generator: torch.Generator | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
         device = generator.device if generator is not None else self.codes.device
         idx = torch.randint(self.codes.shape[0], (num,), generator=generator, device=device)
-        return self.codes[idx.to(self.codes.device)]
+        idx = idx.to(self.codes.device)
+        return self.codes[idx], idx
