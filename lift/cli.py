@@ -350,9 +350,12 @@ def _lightning_main(argv: list[str]) -> int:
     saved_argv = sys.argv
     sys.argv = [saved_argv[0] if saved_argv else "lift", *argv]
     try:
+        from lift.trainer import LiftTrainer
+
         LiftCLI(
             model_class=None,
             datamodule_class=None,
+            trainer_class=LiftTrainer,  # Lightning's, plus precision bf16-auto
             parser_kwargs={"prog": "lift"},
             auto_configure_optimizers=False,
             # A rerun (resume) of a run without a logger saves its config where the last one
