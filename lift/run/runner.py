@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 
 from lift.atomic import atomic_write_text
 from lift.config_compose import dump_yaml
+from lift.data.sources import SYNTH_CACHE_ENV
 from lift.run import progress
 from lift.run.execute import log_tail, move_aside, run_logged
 from lift.run.fingerprint import ResolveError
@@ -43,6 +44,19 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fh.write(f"{os.getpid()}\n")
         fh.flush()
         yield
+
+
+@contextlib.contextmanager
+def synth_cache(run_dir: Path) -> Iterator[None]:
+    """Every stage's synthetic data from one on-disk cache, ``<run>/synth_cache`` (unless the
+    environment names one): a run generates its data once, not once per stage and epoch."""
+    saved = os.environ.get(SYNTH_CACHE_ENV)
+    os.environ.setdefault(SYNTH_CACHE_ENV, str(run_dir / "synth_cache"))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(SYNTH_CACHE_ENV, None)
 
 
 def shell_command(unit: Unit) -> str:
@@ -232,7 +246,11 @@ def run(recipe_path: str | os.PathLike, out: str | os.PathLike | None = None,
     try:
         recipe = load_recipe(recipe_path)
     except RecipeError as exc:
-        print(f"lift run: error: the recipe cannot run:\n{exc}", file=sys.stderr)
+        problems = str(exc).splitlines() or [str(exc)]
+        print(f"lift run: error: {problems[0]}", file=sys.stderr)  # the cause, first
+        if len(problems) > 1:
+            print(f"lift run: the recipe cannot run: {len(problems) - 1} more problem(s):\n"
+                  + "\n".join(problems[1:]), file=sys.stderr)
         return 2
     only = list(dict.fromkeys(only))
     unknown = [n for n in only if n not in recipe.stages and n not in recipe.methods]
@@ -284,7 +302,8 @@ def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
                   recipe=str(Path(recipe.path).resolve()), profile=recipe.profile,
                   seeds=list(recipe.seeds), status="running")
     t0 = time.monotonic()
-    rc = execute_all(units, record, stream)
+    with synth_cache(run_dir):
+        rc = execute_all(units, record, stream)
     ran = sum(u.action != SKIP for u in units) if rc == 0 else None
     if rc:
         return rc
@@ -294,6 +313,7 @@ def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
         record.update(status="incomplete")
         print("lift run: --only: evaluation and report skipped (run without --only for them)")
         return 0
-    rc = evaluate_and_report(recipe, run_dir, record, units)
+    with synth_cache(run_dir):
+        rc = evaluate_and_report(recipe, run_dir, record, units)
     record.update(status="done" if rc == 0 else "failed")
     return rc
