@@ -505,3 +505,28 @@ def test_a_method_config_that_lists_a_texture_writer_gets_its_output_dir(toy, tm
     # none: one is appended
     appended = _writer_flags(print_config(["predict", "--config", str(toy / "meth.yaml")]), preds)
     assert appended[0] == "--trainer.callbacks+=lift.prediction_writer.TextureWriter"
+
+
+def test_a_method_predicting_the_test_union_covers_both_test_splits():
+    from lift.run.recipe import covers
+
+    assert covers(("test",), "paired_test") and covers(("test",), "unpaired_test")
+    assert covers(("paired_test",), "paired_test") and not covers(("paired_test",), "unpaired_test")
+    assert not covers(("test",), "val")
+
+
+def test_stage_subprocesses_get_the_run_cache_and_allocator_settings(tmp_path, monkeypatch):
+    import os
+
+    from lift.run.runner import GLIBC_TUNABLES, unit_environment
+
+    monkeypatch.delenv("LIFT_SYNTH_CACHE", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    with unit_environment(tmp_path):
+        assert os.environ["LIFT_SYNTH_CACHE"] == str(tmp_path / "synth_cache")
+        assert os.environ["GLIBC_TUNABLES"] == GLIBC_TUNABLES
+    assert "LIFT_SYNTH_CACHE" not in os.environ and "GLIBC_TUNABLES" not in os.environ
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")  # the user's wins
+    with unit_environment(tmp_path):
+        assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=1"
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=1"

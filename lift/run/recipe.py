@@ -8,7 +8,7 @@ Schema (docs/run.md, "Recipe"):
   args: {dotted.key: value}, inputs: {dotted.key: "<stage>.<output>"},
   outputs: {name: path relative to the stage directory}}``,
 * ``methods``: ``name -> {configs, args, inputs, splits}`` (``splits`` default
-  ``[paired_test, unpaired_test]``), each run with ``lift predict`` per split,
+  ``[paired_test, unpaired_test]``; ``[test]``: both in one predict), each run with ``lift predict`` per split,
 * ``tables``: passed through to the evaluator (their ``rows`` must name methods);
   ``evaluation`` (the evaluator's options: ``source``, the test data, ``metrics``, ``device``)
   and ``report`` (the report writer's options) are passed through as they are.
@@ -28,6 +28,14 @@ from lift.config_compose import ConfigComposeError, resolve_config
 
 COMMANDS = ("fit", "predict")
 DEFAULT_SPLITS = ("paired_test", "unpaired_test")
+# The predict split ``test`` is the union of these (lift.data): ``splits: [test]`` runs one
+# `lift predict` a method instead of one a split (a process start-up and a model load fewer).
+SPLIT_UNIONS = {"test": ("paired_test", "unpaired_test")}
+
+
+def covers(splits, split: str) -> bool:
+    """Whether a method predicting ``splits`` predicts ``split``."""
+    return split in splits or any(split in SPLIT_UNIONS.get(s, ()) for s in splits)
 TOP_KEYS = ("name", "seeds", "profile", "description", "trainer", "stages", "methods", "tables",
             "evaluation", "report")
 #: passed through to the evaluator / report writer as they are
@@ -336,7 +344,7 @@ def load_recipe(path: str | Path) -> Recipe:
             if method not in methods:
                 check.error(f"tables[{i}].rows.{label}", f"unknown method {method!r} "
                             f"(methods: {', '.join(methods) or 'none'})")
-            elif table.get("split") and table["split"] not in methods[method].splits:
+            elif table.get("split") and not covers(methods[method].splits, table["split"]):
                 check.error(f"tables[{i}].rows.{label}", f"method {method!r} does not predict "
                             f"split {table['split']!r} (its splits: "
                             f"{', '.join(methods[method].splits)})")
