@@ -29,6 +29,11 @@ class LatentCode(Recordable, abc.ABC):
     def to_wplus(self, params: torch.Tensor, num_ws: int) -> torch.Tensor:
         """Map parameters ``[B, *param_shape]`` to W+ ``[B, num_ws, w_dim]``."""
 
+    def from_wplus(self, w_plus: torch.Tensor) -> torch.Tensor:
+        """Parameters ``[B, *param_shape]`` closest to W+ codes ``[B, num_ws, w_dim]`` (e.g. an
+        encoder's prediction as the starting point)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot start from a W+ code")
+
 
 class WPlusCode(LatentCode):
     """One free w per style layer (W+, Eq. 1): the paper's near-perfect inversions."""
@@ -40,6 +45,9 @@ class WPlusCode(LatentCode):
         assert params.ndim == 3 and params.shape[1] == num_ws, params.shape
         return params
 
+    def from_wplus(self, w_plus: torch.Tensor) -> torch.Tensor:
+        return w_plus.clone()
+
 
 class WCode(LatentCode):
     """A single w shared by every style layer (W, as NVlabs' projector)."""
@@ -50,3 +58,6 @@ class WCode(LatentCode):
     def to_wplus(self, params: torch.Tensor, num_ws: int) -> torch.Tensor:
         assert params.ndim == 3 and params.shape[1] == 1, params.shape
         return params.expand(-1, num_ws, -1)
+
+    def from_wplus(self, w_plus: torch.Tensor) -> torch.Tensor:
+        return w_plus.mean(1, keepdim=True)  # the least-squares single w

@@ -158,6 +158,18 @@ class BatchedInverter:
                 results += self._finish(done)
         return results
 
+    # --- what subclasses change (e.g. the encoder-initialised inverter) ---------------------
+
+    def initial_params(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """Initial free parameters of textures ``images`` ``[n,3,R,R]``: every row at w_avg."""
+        w_avg, _ = self.w_stats
+        return self.code.init(w_avg.to(self.device), self.num_ws, images.shape[0])
+
+    def regulariser(self, params: torch.Tensor, anchor: torch.Tensor) -> torch.Tensor | None:
+        """A per-texture ``[n]`` term added to Eq. 1 while optimising (``anchor``: the initial
+        parameters); None: Eq. 1 alone."""
+        return None
+
     # --- internals ------------------------------------------------------------------------
 
     def _fill(self) -> None:
@@ -166,17 +178,18 @@ class BatchedInverter:
             return
         new, self._queue = self._queue[:free], self._queue[free:]
         device = self.device
-        w_avg, _ = self.w_stats
         n = len(new)
-        params = self.code.init(w_avg.to(device), self.num_ws, n)
+        target = torch.stack([img for _, img, _ in new]).to(device)
+        mask = None if new[0][2] is None else torch.stack([m for _, _, m in new]).to(device)
+        params = self.initial_params(target, mask)
         rows = {
             "stems": [s for s, _, _ in new],
             "rngs": [torch.Generator(device="cpu").manual_seed(stem_seed(self.seed, s))
                      for s, _, _ in new],
-            "target": torch.stack([img for _, img, _ in new]).to(device),
-            "mask": (None if new[0][2] is None
-                     else torch.stack([m for _, _, m in new]).to(device)),
+            "target": target,
+            "mask": mask,
             "params": params,
+            "anchor": params,  # the initial code (never updated in place)
             "m": torch.zeros_like(params),
             "v": torch.zeros_like(params),
             "step": torch.zeros(n, dtype=torch.long),
@@ -202,7 +215,9 @@ class BatchedInverter:
         step = a["step"]
         device = self.device
         lr = self.schedule.learning_rate(step).to(device)
-        noise_scale = self.schedule.noise_scale(step) * self.w_stats[1]
+        noise_scale = self.schedule.noise_scale(step)
+        if bool((noise_scale > 0).any()):  # w_std only where there is latent noise
+            noise_scale = noise_scale * self.w_stats[1]
         params = a["params"]
         noise = torch.zeros_like(params)
         for i in torch.nonzero(noise_scale > 0).flatten().tolist():
@@ -214,6 +229,9 @@ class BatchedInverter:
         terms = self.objective(self.generator.synthesize(ws, noise_mode=self.noise_mode),
                                a["target"], a["mask"])
         loss = terms["loss"]
+        extra = self.regulariser(p, a["anchor"])
+        if extra is not None:
+            loss = loss + extra
         (grad,) = torch.autograd.grad(loss.sum(), p)  # sum: per-texture gradients stay apart
         b1, b2 = self.betas
         step = step + 1
