@@ -10,6 +10,8 @@ loads the weights of a state-dict prefix into it. Everything here loads with
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +35,34 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, random bytes, pickled code: all refused here
-        raise CheckpointError(f"checkpoint {path} cannot be read safely: "
-                              f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
+        raise CheckpointError(f"checkpoint {path} {_load_failure(path, err)}") from err
     if not isinstance(data, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, not a dict")
     return data
+
+
+def _load_failure(path: Path, err: Exception) -> str:
+    """What is wrong with a checkpoint ``torch.load(weights_only=True)`` refused, in words."""
+    text = str(err)
+    if m := re.search(r"Unsupported global: GLOBAL ([\w.]+)", text):
+        return (f"is refused: it holds a pickled {m.group(1)}, which loading with "
+                "weights_only=True never runs (a checkpoint must hold only tensors and plain "
+                "data; one carrying code is never executed)")
+    if path.stat().st_size == 0:
+        return "is empty (zero bytes)"
+    if "central directory" in text or "PytorchStreamReader" in text or "zip archive" in text:
+        return ("is truncated or corrupt (its zip archive is incomplete); rewrite it or use "
+                "another checkpoint")
+    with open(path, "rb") as fh:
+        head = fh.read(2)
+    if head[:1] == b"\x80" and ("Unsupported operand" in text or "Weights only" in text):
+        return (f"is refused: a bare pickle (protocol {head[1]}), not a torch checkpoint; it "
+                "was not unpickled, so nothing in it ran")
+    if isinstance(err, (pickle.UnpicklingError, EOFError, UnicodeDecodeError)) or \
+            "load key" in text or "Unsupported operand" in text:
+        return "is not a torch checkpoint (its bytes are neither a zip archive nor a pickle)"
+    first = text.strip().splitlines()[0][:200] if text.strip() else ""
+    return f"cannot be read safely: {type(err).__name__}: {first}"
 
 
 def state_with_prefix(data: dict[str, Any], prefix: str, path: str | Path) -> dict[str, Any]:
@@ -79,8 +104,8 @@ def component_spec(path: str | Path, name: str,
     specs = data.get(COMPONENTS_KEY) or {}
     if name not in specs:
         raise CheckpointError(
-            f"checkpoint {path} records no '{name}' component (it records {sorted(specs)}); "
-            "was it written by a lift stage of this version?")
+            f"checkpoint {path} records no '{name}' component (it records {sorted(specs)}): "
+            "another stage's checkpoint, or not written by a lift stage of this version")
     return specs[name]
 
 

@@ -185,6 +185,13 @@ def compose_command(argv: Sequence[str]) -> int:
 _CONFIG_FLAGS = ("--config", "-c")
 
 
+def _looks_like_a_config_path(value: str) -> bool:
+    """A ``--config`` value meant as a file (not a YAML string such as ``{trainer: ...}``)."""
+    text = value.strip()
+    return ("\n" not in text and ": " not in text and not text.startswith("{")
+            and text.lower().endswith((".yaml", ".yml", ".json")))
+
+
 def resolve_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """``argv`` with each ``--config FILE`` whose YAML has ``extends`` replaced by the composed
     YAML as a string (jsonargparse's ``--config`` takes a path or a YAML string).
@@ -207,6 +214,8 @@ def resolve_config_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
                 raise ConfigComposeError(f"{value}: config file is a broken symbolic link "
                                          f"({exc.strerror})") from None
         if not os.path.isfile(value):
+            if _looks_like_a_config_path(value):
+                raise ConfigComposeError(f"{value}: config file not found")
             return value
         if EXTENDS_KEY not in load_yaml(value):  # invalid YAML: an error naming the file
             return value
@@ -303,13 +312,92 @@ def _lift_cli_class():
         """
 
         def instantiate_trainer(self, **kwargs: Any):
+            path = self._lift_ckpt_path()  # before the trainer prints its banner
+            if path is not None:
+                from lift.cli_errors import check_checkpoint_for_model
+
+                check_checkpoint_for_model(path, self.model)
             config = self._get(self.config_init, "trainer", default={}) or {}
             logger = config.get("logger")
             if "logger" not in kwargs and (logger is None or logger is True):
                 kwargs["logger"] = default_loggers(config.get("default_root_dir"))
             return super().instantiate_trainer(**kwargs)
 
+        # Bad input first: Lightning's "Seed set to N" is said once the classes are built, so
+        # an error building them is the first line a user reads.
+        def _set_seed(self) -> None:
+            import logging
+
+            from lightning.fabric.utilities.seed import log as seed_log
+
+            level = seed_log.level
+            seed_log.setLevel(max(level, logging.WARNING))  # the info line comes later
+            try:
+                super()._set_seed()
+            finally:
+                seed_log.setLevel(level)
+            self._lift_seed = self._get(self.config, "seed_everything")
+
+        def after_instantiate_classes(self) -> None:
+            super().after_instantiate_classes()
+            seed = getattr(self, "_lift_seed", None)
+            if seed is not None and seed is not False:
+                from lightning.fabric.utilities import seed as seed_module
+
+                seed_module.log.info(seed_module.rank_prefixed_message(
+                    f"Seed set to {seed}", seed_module._get_rank()))
+
+        # --ckpt_path: read safely (weights_only) before Lightning does, with an error naming
+        # the file; it must be this stage's checkpoint.
+        def _parse_ckpt_path(self) -> None:
+            path = self._lift_ckpt_path()
+            if path is not None:
+                from lift.cli_errors import check_checkpoint_file
+
+                check_checkpoint_file(path)
+            super()._parse_ckpt_path()
+
+        def _lift_ckpt_path(self) -> str | None:
+            sub = self.config.get("subcommand") if hasattr(self.config, "get") else None
+            path = self.config[sub].get("ckpt_path") if sub else None
+            if not path or str(path) in ("last", "best", "hpc", "registry"):
+                return None
+            if not os.path.isfile(path):
+                from lift.cli_errors import CLIInputError
+
+                raise CLIInputError(f"--ckpt_path: checkpoint {path} does not exist")
+            return str(path)
+
+        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+            from lift.cli_errors import check_checkpoint_for_model
+
+            kwargs = super()._prepare_subcommand_kwargs(subcommand)
+            if "weights_only" in self._subcommand_method_arguments.get(subcommand, ()) \
+                    and kwargs.get("weights_only") is None:
+                kwargs["weights_only"] = True  # a checkpoint can never run code
+            if kwargs.get("ckpt_path") == "last":  # explicit paths: checked already
+                path = _last_checkpoint(self.trainer)
+                if path is not None:
+                    check_checkpoint_for_model(path, self.model)
+            return kwargs
+
     return LiftCLI
+
+
+def _last_checkpoint(trainer: Any) -> str | None:
+    """The file ``--ckpt_path last`` resumes from (Lightning's rule: the newest of the
+    checkpoint callbacks' last checkpoints), or None."""
+    found: set[str] = set()
+    for callback in getattr(trainer, "checkpoint_callbacks", []):
+        finder = getattr(callback, "_find_last_checkpoints", None)
+        if finder is None:
+            continue
+        try:
+            found |= {str(p) for p in finder(trainer)}
+        except Exception:  # not ours to judge: Lightning resolves it (or says why it cannot)
+            continue
+    found = {p for p in found if os.path.isfile(p)}
+    return max(found, key=os.path.getmtime) if found else None
 
 
 TRACEBACK_ENV = "LIFT_TRACEBACK"
@@ -324,11 +412,18 @@ def _config_error_cause(exc: BaseException) -> BaseException | None:
         tb = tb.tb_next
     if not from_parser:
         return None
-    seen, cause = {id(exc)}, exc
-    while (nxt := cause.__cause__ or cause.__context__) is not None and id(nxt) not in seen:
+    seen, chain = {id(exc)}, [exc]
+    while (nxt := chain[-1].__cause__ or chain[-1].__context__) is not None \
+            and id(nxt) not in seen:
         seen.add(id(nxt))
-        cause = nxt
-    return cause
+        chain.append(nxt)
+    # The outermost error lift (or a lift plugin) raised says what is wrong in lift's terms
+    # (a CheckpointError naming the file, not the torch error under it); else the innermost.
+    for err in chain:
+        module = type(err).__module__.split(".", 1)[0]
+        if module == "lift" or module.startswith("lift_"):
+            return err
+    return chain[-1]
 
 
 def _lightning_main(argv: list[str]) -> int:
@@ -337,6 +432,7 @@ def _lightning_main(argv: list[str]) -> int:
     from lift.config_compose import ConfigComposeError
     from lift.registry import get_registry
 
+    given = list(argv)
     try:
         argv, composed = resolve_config_args(argv)
     except ConfigComposeError as exc:
@@ -356,7 +452,9 @@ def _lightning_main(argv: list[str]) -> int:
             model_class=None,
             datamodule_class=None,
             trainer_class=LiftTrainer,  # Lightning's, plus precision bf16-auto
-            parser_kwargs={"prog": "lift"},
+            # Parse errors raise (ArgumentError, below) instead of printing the usage first.
+            parser_kwargs={"prog": "lift", "exit_on_error": False,
+                           **{c: {"exit_on_error": False} for c in LIGHTNING_COMMANDS}},
             auto_configure_optimizers=False,
             # A rerun (resume) of a run without a logger saves its config where the last one
             # did; with lift's loggers every run has its own logs/version_N/ anyway.
@@ -367,7 +465,30 @@ def _lightning_main(argv: list[str]) -> int:
             print("lift: note: composed (extends) configs, passed to the parser as YAML "
                   f"strings: {', '.join(composed)} (see `lift compose FILE`)", file=sys.stderr)
         raise
+    except argparse.ArgumentError as exc:
+        # The config or the command line does not parse: the cause, one line, first.
+        from lift.cli_errors import parser_error_line
+
+        message = str(exc)
+        print(f"lift: error: {parser_error_line(message, given)}", file=sys.stderr)
+        if os.environ.get(TRACEBACK_ENV):
+            print("lift: the parser's message:\n  " + message.replace("\n", "\n  "),
+                  file=sys.stderr)
+        elif len(message.splitlines()) > 1:
+            print(f"lift: ({TRACEBACK_ENV}=1 shows the parser's whole message)",
+                  file=sys.stderr)
+        if composed:
+            print("lift: note: composed (extends) configs, passed to the parser as YAML "
+                  f"strings: {', '.join(composed)} (see `lift compose FILE`)", file=sys.stderr)
+        subcommand = next((a for a in given if a in LIGHTNING_COMMANDS), "fit")
+        print(f"lift: `lift {subcommand} --help` lists the options", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as exc:
+        from lift.cli_errors import CLIInputError
+
+        if isinstance(exc, CLIInputError):
+            print(f"lift: error: {exc}", file=sys.stderr)
+            return 2
         cause = _config_error_cause(exc)
         if cause is None or os.environ.get(TRACEBACK_ENV):
             raise  # an error while running a stage: its traceback is the message

@@ -68,7 +68,8 @@ def load_yaml(path: str | os.PathLike, chain: Sequence[Path] = ()) -> dict[str, 
     try:
         data = yaml.load(path.read_text(), Loader=_Loader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigComposeError(f"{path}: cannot read YAML ({exc}) (chain: {where})") from None
+        detail = " ".join(str(exc).split())  # one line: the parser's message spans several
+        raise ConfigComposeError(f"{path}: cannot read YAML ({detail}) (chain: {where})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

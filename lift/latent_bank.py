@@ -162,7 +162,7 @@ class LatentBankWriter:
         atomic_write_text(path, json.dumps(self.manifest, indent=1))
 
     def check_manifest(self) -> None:
-        existing = json.loads((self.root / MANIFEST).read_text())
+        existing = read_manifest(self.root)
         diff = [k for k in _IDENTITY_KEYS if existing.get(k) != self.manifest.get(k)]
         if diff:
             raise LatentBankError(
@@ -222,6 +222,62 @@ class LatentBankWriter:
         atomic_write_text(self.root / INDEX, json.dumps(bank.records(), indent=1))
 
 
+_MANIFEST_FIELDS = {"format_version": int, "num_shards": int, "shard_size": int, "num_ws": int,
+                   "w_dim": int, "stems": list}
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """A bank's ``manifest.json``, checked: errors name the file and what is wrong."""
+    root = Path(root)
+    path = root / MANIFEST
+    if not path.exists():
+        raise LatentBankError(f"{root} is not a latent bank (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LatentBankError(f"{path}: corrupt bank manifest, not valid JSON ({exc}); "
+                              "re-invert into a new bank_dir") from None
+    if not isinstance(manifest, dict):
+        raise LatentBankError(f"{path}: corrupt bank manifest: a JSON object expected, got "
+                              f"{type(manifest).__name__}")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise LatentBankError(
+            f"{root}: bank format {manifest.get('format_version')} != {FORMAT_VERSION}"
+        )
+    for key, kind in _MANIFEST_FIELDS.items():
+        if not isinstance(manifest.get(key), kind):
+            raise LatentBankError(f"{path}: corrupt bank manifest: '{key}' is missing or not "
+                                  f"a{'n' if kind is int else ''} {kind.__name__}")
+    return manifest
+
+
+def _read_shard(file: Path, k: int, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """One shard's tensors and stems; a :class:`LatentBankError` naming the file when it is
+    truncated, corrupt or does not fit the manifest."""
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            data: dict[str, Any] = {key: fh.get_tensor(key) for key in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error type (or OSError)
+        raise LatentBankError(
+            f"{file}: truncated or corrupt bank shard ({str(exc).splitlines()[0][:160]}); "
+            "delete it and rerun the inversion with the same bank_dir to rewrite it") from None
+    try:
+        data["stems"] = json.loads(meta["stems"])
+    except (KeyError, ValueError):
+        raise LatentBankError(f"{file}: bank shard without its stem list (metadata "
+                              "'stems'); not written by lift") from None
+    w_plus = data.get("w_plus")
+    n = len(data["stems"])
+    expected = (n, int(manifest["num_ws"]), int(manifest["w_dim"]))
+    if w_plus is None or tuple(w_plus.shape) != expected:
+        shape = None if w_plus is None else tuple(w_plus.shape)
+        raise LatentBankError(f"{file}: shard {k} holds w_plus of shape {shape}, the manifest "
+                              f"says {expected}; the shard is from another bank")
+    data["rank"] = int(meta.get("rank", 0))
+    return data
+
+
 class LatentBank:
     """Read access to a bank directory (complete or, for inspection, partial)."""
 
@@ -240,22 +296,13 @@ class LatentBank:
         path = root / MANIFEST
         if not path.exists():
             raise LatentBankError(f"{root} is not a latent bank (no {MANIFEST})")
-        manifest = json.loads(path.read_text())
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise LatentBankError(
-                f"{root}: bank format {manifest.get('format_version')} != {FORMAT_VERSION}"
-            )
+        manifest = read_manifest(root)
         shards: dict[int, dict[str, Any]] = {}
         for k in range(int(manifest["num_shards"])):
             file = root / shard_name(k)
             if not file.exists():
                 continue
-            with safe_open(str(file), framework="pt") as fh:
-                meta = fh.metadata() or {}
-                data: dict[str, Any] = {key: fh.get_tensor(key) for key in fh.keys()}
-            data["stems"] = json.loads(meta["stems"])
-            data["rank"] = int(meta.get("rank", 0))
-            shards[k] = data
+            shards[k] = _read_shard(file, k, manifest)
         return cls(root, manifest, shards)
 
     @property
@@ -286,7 +333,8 @@ class LatentBank:
         if missing:
             raise LatentBankError(
                 f"latent bank {self.root} is incomplete: {len(missing)} of "
-                f"{self.layout.num_shards} shards missing (first: {missing[:5]}); "
+                f"{self.layout.num_shards} shards missing (first: "
+                f"{', '.join(shard_name(k) for k in missing[:3])}); "
                 f"rerun the inversion with the same bank_dir to finish it"
             )
         for k, sh in self._shards.items():

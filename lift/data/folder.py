@@ -135,19 +135,30 @@ class _Scan:
         return out
 
 
-def _read_split_file(path: Path) -> tuple[list[str], list[tuple[int, str]]]:
-    """Stems in order (``#`` comments and blank lines ignored) and (line, stem) duplicates."""
-    stems, seen, dups = [], set(), []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+def _read_split_file(path: Path) -> tuple[list[str], list[tuple[int, str]], list[Problem]]:
+    """Stems in order (``#`` comments and blank lines ignored), (line, stem) duplicates, and
+    the lines that are not a stem (a path: absolute, with a separator, or ``..``): a split file
+    lists file stems, never paths, so it cannot point outside the dataset folder."""
+    stems, seen, dups, bad = [], set(), [], []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [], [Problem(f"{path}: unreadable split file ({exc})")]
+    for lineno, line in enumerate(text.splitlines(), 1):
         stem = line.split("#", 1)[0].strip()
         if not stem:
+            continue
+        if "/" in stem or "\\" in stem or stem.startswith(".") or Path(stem).is_absolute():
+            bad.append(Problem(f"{path}:{lineno}: {stem!r} is a path, not a file stem (split "
+                               "files list stems such as s000001, found in phone/ and studio/; "
+                               "no paths)"))
             continue
         if stem in seen:
             dups.append((lineno, stem))
             continue
         seen.add(stem)
         stems.append(stem)
-    return stems, dups
+    return stems, dups, bad
 
 
 class FolderSource(TextureSource):
@@ -195,7 +206,8 @@ class FolderSource(TextureSource):
                         f"{', '.join(s + '.txt' for s in SPLITS)})"))
         for split, path in files.items():
             if path.is_file():
-                stems, dups = _read_split_file(path)
+                stems, dups, bad = _read_split_file(path)
+                problems.extend(bad)
                 for lineno, stem in dups:
                     problems.append(Problem(f"{path}:{lineno}: stem {stem!r} listed twice"))
                 listed[split] = stems
@@ -351,8 +363,15 @@ class FolderSource(TextureSource):
 
 
 def _format_problems(root: Path, problems: list[Problem]) -> str:
-    lines = [f"{root}: {len(problems)} problem(s) in the texture folder "
-             "(FolderSource(on_error='skip') leaves the stems concerned out):"]
+    if len(problems) == 1:  # the first line a user reads is the problem itself
+        problem = str(problems[0])
+        where = "" if problem.startswith(str(root)) else f"{root}: "
+        return (f"{where}{problem} (texture folder {root}; FolderSource(on_error='skip') "
+                "leaves the stems concerned out)")
+    first = str(problems[0])
+    lines = [f"{first if first.startswith(str(root)) else f'{root}: {first}'} (and "
+             f"{len(problems) - 1} more problem(s) in the texture folder {root}; "
+             "FolderSource(on_error='skip') leaves the stems concerned out):"]
     lines += [f"  - {p}" for p in problems[:MAX_LISTED]]
     if len(problems) > MAX_LISTED:
         lines.append(f"  ... and {len(problems) - MAX_LISTED} more (run `lift data check {root}`)")
