@@ -237,8 +237,8 @@ def test_shipped_quickstart_recipe_validates_and_its_stage_configs_parse(tmp_pat
     assert invert["model"]["init_args"]["checkpoint"] == str(
         tmp_path / "run" / "stages" / "prior" / "seed0" / "last.ckpt")
     assert len({u.fingerprint for u in units}) == len(units)
-    ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed0/paired_test").resolved)
-    assert ours["data"]["init_args"]["predict_split"] == "paired_test"
+    ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed0/test").resolved)
+    assert ours["data"]["init_args"]["predict_split"] == "test"  # both test splits at once
     assert ours["model"]["init_args"]["upsampler"].endswith(
         "stages/upsample_train_inference/seed0/last.ckpt")
     writers = [c for c in ours["trainer"]["callbacks"] if c["class_path"].endswith("TextureWriter")]
@@ -260,7 +260,7 @@ def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_
     prior = yaml.safe_load(next(u for u in units if u.key == "prior/seed1").resolved)
     assert prior["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
     assert prior["trainer"]["max_steps"] == 2100 and prior["seed_everything"] == 1
-    ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed2/unpaired_test").resolved)
+    ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed2/test").resolved)
     assert ours["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
 
 
@@ -274,7 +274,7 @@ def test_shipped_paper_recipe_resolves_at_the_papers_sizes(tmp_path, monkeypatch
     assert by_key["prior/seed0"]["model"]["init_args"]["generator"]["init_args"][
         "resolution"] == 256
     assert by_key["upsample_train_inference/seed0"]["data"]["init_args"]["resolution"] == 1024
-    ours = by_key["ours/seed0/paired_test"]
+    ours = by_key["ours/seed0/test"]
     assert ours["data"]["init_args"]["resolution"] == 1024
     assert ours["trainer"]["accelerator"] == "gpu"
     assert ours["data"]["init_args"]["source"]["class_path"] == "lift.data.FolderSource"
