@@ -14,7 +14,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
     The temporary file keeps ``path``'s suffix, so writers that choose a format by
-    extension (OpenCV, safetensors, torch.save) work unchanged.
+    extension (OpenCV, safetensors, torch.save) work unchanged; its name starts with a dot
+    (``.<stem>.<random>.tmp<suffix>``), which lift's folder readers skip, so a temporary left
+    by a killed process is never read as a result. After the rename the directory is synced
+    too (best effort), so the new entry survives a power cut.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -27,9 +30,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb+") as fh:  # flush to disk before the rename
             os.fsync(fh.fileno())
         os.replace(tmp_path, target)
+        _fsync_dir(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -3,14 +3,19 @@
 * :class:`ImageGridLogger`: the validation image grid (sRGB-encoded, labelled, >= 128-px tiles),
   written as a PNG under the run's log directory and sent to TensorBoard.
 * :class:`StageCheckpoint`: a :class:`~lightning.pytorch.callbacks.ModelCheckpoint` whose
-  directory is the run directory ``trainer.default_root_dir`` (one key per stage config) and
-  whose ``last.ckpt`` always holds the final state of a finished run.
+  directory is the run directory ``trainer.default_root_dir`` (one key per stage config),
+  whose ``last.ckpt`` always holds the final state of a finished run, is refreshed during
+  training at a step or time interval (a killed run loses at most that), is written
+  atomically, and carries every rank's RNG streams (a resumed run continues them).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
+import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,8 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.distributed as dist
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
@@ -224,6 +231,52 @@ class ImageGridLogger(pl.Callback):
 
 # ----------------------------------------------------------------------------- checkpoints
 
+#: Top-level checkpoint key of the RNG streams: one entry per rank.
+RNG_KEY = "lift_rng"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's global RNG streams (torch CPU and CUDA, NumPy, Python) as plain values
+    that ``torch.load(weights_only=True)`` reads back (no NumPy arrays)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                      "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+            "python": {"version": int(version), "internal": list(internal),
+                       "gauss_next": gauss_next}}
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("torch.cuda") or []
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["internal"]), py["gauss_next"]))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into a temporary file beside the target, fsync, rename
+    (:func:`lift.atomic.atomic_path`): a killed save leaves the earlier checkpoint in place.
+    (Lightning's own "atomic" save writes through a temporary file in the system temp
+    directory and moves it, which is a copy, not a rename, across file systems.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
+                        storage_options: Any | None = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO.save_checkpoint takes no storage_options, got "
+                            f"{storage_options!r}")
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
 
 class StageCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` for a stage's run directory: one config key, a fixed ``last.ckpt``.
@@ -242,6 +295,20 @@ class StageCheckpoint(ModelCheckpoint):
     * ``every_n_train_steps=N`` saves every N optimiser steps, independent of validation.
       Default ``None``: saves at epoch ends (Lightning's rule: after each validation when
       ``check_val_every_n_epoch != 1``) and at the end of training.
+    * Independently of those, ``last.ckpt`` alone is refreshed during training whenever
+      ``last_every_n_train_steps`` optimiser steps have passed since the last save (``None``:
+      never) or ``last_every_seconds`` of wall time (default 600; ``None``: never; under DDP
+      rank 0's clock decides, broadcast to the others), so a killed run loses at most that
+      much, whatever the validation schedule. A save that falls on the last batch of an epoch
+      moves to the next batch (Lightning 2.6 resumes a checkpoint of an epoch's last batch
+      without the next epoch's ``on_train_epoch_start`` hooks and with its progress
+      miscounted); with one batch an epoch it is not moved.
+    * Writes are atomic (:class:`AtomicCheckpointIO`, installed when the strategy uses
+      Lightning's default ``TorchCheckpointIO``).
+    * Every checkpoint carries every rank's global RNG streams (torch, CUDA, NumPy, Python;
+      key ``lift_rng``); a resumed run restores its rank's at ``on_train_start`` (after the
+      sanity check), so random draws continue as in the uninterrupted run. A resume with
+      another world size warns and keeps the freshly seeded streams.
 
     Everything else is ``ModelCheckpoint``'s, including its rules: nothing is saved under
     ``fast_dev_run`` or outside ``fit``.
@@ -249,9 +316,19 @@ class StageCheckpoint(ModelCheckpoint):
 
     def __init__(self, dirpath: str | os.PathLike | None = None, *,
                  save_last: bool | None = True, enable_version_counter: bool = False,
-                 **kwargs: Any):
+                 last_every_n_train_steps: int | None = None,
+                 last_every_seconds: float | None = 600.0, **kwargs: Any):
         super().__init__(dirpath=dirpath, save_last=save_last,
                          enable_version_counter=enable_version_counter, **kwargs)
+        if last_every_n_train_steps is not None and last_every_n_train_steps < 1:
+            raise ValueError("last_every_n_train_steps must be >= 1 or null, got "
+                             f"{last_every_n_train_steps}")
+        if last_every_seconds is not None and last_every_seconds <= 0:
+            raise ValueError(f"last_every_seconds must be > 0 or null, got {last_every_seconds}")
+        self.last_every_n_train_steps = last_every_n_train_steps
+        self.last_every_seconds = last_every_seconds
+        self._last_saved_time = time.monotonic()
+        self._rng_to_restore: dict[str, Any] | None = None
 
     def _use_root_dir(self, trainer: pl.Trainer) -> None:
         if self.dirpath is None:
@@ -261,7 +338,81 @@ class StageCheckpoint(ModelCheckpoint):
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._use_root_dir(trainer)
+        strategy = trainer.strategy
+        if type(getattr(strategy, "_checkpoint_io", None)) in (TorchCheckpointIO, type(None)) \
+                and type(strategy.checkpoint_io) is TorchCheckpointIO:
+            strategy.checkpoint_io = AtomicCheckpointIO()
         super().setup(trainer, pl_module, stage)
+
+    # --- RNG streams ---------------------------------------------------------------------
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+        state = rng_state()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            # dump_checkpoint runs on every rank; only rank 0's dict is written
+            states: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(states, state)
+        else:
+            states = [state]
+        checkpoint[RNG_KEY] = states
+        return super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(trainer, pl_module, checkpoint)
+        states = checkpoint.get(RNG_KEY)
+        if not states:
+            return
+        if len(states) != trainer.world_size:
+            warnings.warn(f"the checkpoint holds the RNG streams of {len(states)} rank(s), this "
+                          f"run has {trainer.world_size}: random draws start from the seed, not "
+                          "where the interrupted run left them", stacklevel=2)
+            return
+        self._rng_to_restore = states[trainer.global_rank]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._last_saved_time = time.monotonic()
+        if trainer.ckpt_path and trainer.global_step > 0:
+            # resumed from a checkpoint of this step: the step interval continues from it (as
+            # in the uninterrupted run), and the same step is not saved again
+            self._last_global_step_saved = trainer.global_step
+        if self._rng_to_restore is not None:
+            set_rng_state(self._rng_to_restore)
+            self._rng_to_restore = None
+
+    # --- interval saves of last.ckpt -----------------------------------------------------
+
+    def _last_due(self, trainer: pl.Trainer) -> bool:
+        n = self.last_every_n_train_steps
+        due = n is not None and trainer.global_step - max(self._last_global_step_saved, 0) >= n
+        if self.last_every_seconds is not None:
+            late = time.monotonic() - self._last_saved_time >= self.last_every_seconds
+            if trainer.world_size > 1:
+                late = bool(trainer.strategy.broadcast(late))
+            due = due or late
+        return due
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if not self.save_last or (self.last_every_n_train_steps is None
+                                  and self.last_every_seconds is None):
+            return
+        if self._should_skip_saving_checkpoint(trainer) or not self._last_due(trainer):
+            return
+        if trainer.fit_loop.epoch_loop.batch_progress.is_last_batch \
+                and trainer.num_training_batches != 1:
+            # Resumed from a save at the last batch of an epoch (or at its end), Lightning 2.6
+            # skips the next epoch's on_train_epoch_start hooks and miscounts its progress:
+            # save one batch later, at the next epoch's first batch.
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        self._last_saved_time = time.monotonic()
 
     def _find_last_checkpoints(self, trainer: pl.Trainer) -> set[str]:
         # `--ckpt_path last` is resolved before `setup`: resolve the directory here too.

@@ -100,6 +100,11 @@ class TextureDataset(Dataset):
         seed: mixed with torch's per-process seed to draw crop windows; under
             ``seed_everything(workers=True)`` crops are reproducible and differ per epoch
             and DataLoader worker.
+
+    ``dataset[(index, draw)]`` (what :class:`~lift.data.datamodule.ResumableSampler` yields
+    for a training loader) takes the random crop window from a generator seeded with ``draw``
+    instead: the window is then a function of the sampler's ``(seed, epoch, position)``, the
+    same in a resumed run and for any number of DataLoader workers.
     """
 
     def __init__(
@@ -161,16 +166,16 @@ class TextureDataset(Dataset):
             self._generator_pid = os.getpid()
         return self._generator
 
-    def _window(self, h: int, w: int) -> tuple[int, int]:
+    def _window(self, h: int, w: int, draw: int | None = None) -> tuple[int, int]:
         c = self.crop_size
         if not self.random_crop:
             return (h - c) // 2, (w - c) // 2
-        g = self._rng()
+        g = self._rng() if draw is None else torch.Generator().manual_seed(int(draw))
         top = int(torch.randint(0, h - c + 1, (), generator=g))
         left = int(torch.randint(0, w - c + 1, (), generator=g))
         return top, left
 
-    def load(self, index: int) -> dict:
+    def load(self, index: int, draw: int | None = None) -> dict:
         stem = self.stems[index]
         item: dict = {"stem": stem}
         for key in self.keys:
@@ -200,7 +205,7 @@ class TextureDataset(Dataset):
                     f"{self.split}: its textures differ in size {sorted(shapes)}; set "
                     "resolution so that they match")
             h, w = shapes.pop()
-            top, left = self._window(h, w)
+            top, left = self._window(h, w, draw)
             c = self.crop_size
             for key in self.keys:
                 item[key] = item[key][:, top:top + c, left:left + c].contiguous()
@@ -218,11 +223,14 @@ class TextureDataset(Dataset):
                                                                               self.resolution)
         return out
 
-    def __getitem__(self, index: int) -> dict | None:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict | None:
+        draw = None
+        if isinstance(index, tuple):
+            index, draw = index
         if self.source.on_error != "skip":
-            return self.load(index)
+            return self.load(index, draw)
         try:
-            return self.load(index)
+            return self.load(index, draw)
         except TextureError as exc:
             stem = self.stems[index]
             self.source.record_skip(f"read/{stem}", str(exc))

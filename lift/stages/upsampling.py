@@ -123,7 +123,11 @@ class UpsamplingModule(StageModule):
     def _phase_terms(self, phase: str) -> frozenset[str]:
         return frozenset(self.upsampler.loss_terms)
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # The EMA follows each optimiser step here, not in on_train_batch_end: callbacks'
+        # on_train_batch_end (a checkpoint save) runs before the module's, so a checkpoint
+        # written there would hold this step's weights with the previous step's EMA.
+        super().optimizer_step(*args, **kwargs)
         ema_update(self.ema_upsampler, self.upsampler, self.ema_decay)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
