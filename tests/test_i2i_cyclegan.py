@@ -181,3 +181,16 @@ def test_batch_norm_variant_runs_each_part_on_its_own():
     t_in.generator_b.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     t_in.forward_step(batch)
     assert calls == [6]  # instance norm: one batched call over [b; a; G_A(a)]
+
+
+def test_image_pools_travel_in_the_state_dict_and_load_with_weights_only(tmp_path):
+    a = tiny()
+    a.fake_b_pool.query(torch.rand(3, 3, 16, 16))
+    a.fake_a_pool.query(torch.rand(2, 3, 16, 16))
+    torch.save(a.state_dict(), tmp_path / "s.pt")
+    b = tiny()
+    b.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    for name in ("fake_b_pool", "fake_a_pool"):
+        pa, pb = getattr(a, name), getattr(b, name)
+        assert len(pa.images) == len(pb.images) > 0
+        assert all(torch.equal(x, y) for x, y in zip(pa.images, pb.images))

@@ -144,9 +144,6 @@ def test_upsampler_resumes_exactly(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="CycleGAN's image pools (lift_i2i/pool.py, 50 fakes) are "
-                   "not in the checkpoint: once a pool is full, a resumed run feeds D other "
-                   "history images (the reference does not checkpoint them either)")
 def test_cyclegan_with_a_full_image_pool_resumes_exactly(tmp_path):
     cmd = lift("fit", "--config", str(ROOT / "configs/translate/cyclegan_quickstart.yaml"),
                "--config", CPU, *FAST, "--trainer.max_steps=40", checkpoint_every(4),

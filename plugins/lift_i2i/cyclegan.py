@@ -84,6 +84,24 @@ class CycleGAN(Translator):
         self.fake_b_pool = ImagePool(pool_size, rng)  # G_A's outputs, for D_A
         self.fake_a_pool = ImagePool(pool_size, rng)  # G_B's outputs, for D_B
 
+    # The pools are training state (D sees their history): checkpointed, so that a resumed run
+    # feeds D the fakes the uninterrupted one would (the reference does not save them).
+    def get_extra_state(self) -> dict:
+        state = {name: torch.cat(pool.images) if pool.images else torch.empty(0)
+                 for name, pool in (("fake_b_pool", self.fake_b_pool),
+                                    ("fake_a_pool", self.fake_a_pool))}
+        if self.fake_b_pool.rng is not None:  # pool_seed: its own stream (else the global one,
+            state["pool_rng"] = self.fake_b_pool.rng.getstate()  # saved with lift_rng)
+        return state
+
+    def set_extra_state(self, state: dict) -> None:
+        for name in ("fake_b_pool", "fake_a_pool"):
+            images = state.get(name)
+            pool = getattr(self, name)
+            pool.images = [] if images is None or images.numel() == 0 else list(images.split(1))
+        if "pool_rng" in state and self.fake_b_pool.rng is not None:
+            self.fake_b_pool.rng.setstate(state["pool_rng"])
+
     def phases(self) -> dict[str, Phase]:
         """G_A and G_B first, then D_A and D_B (the reference's order)."""
         generator = ("gan_a", "gan_b", "cycle_a", "cycle_b")

@@ -15,8 +15,8 @@ class ImagePool:
     image is returned and replaced by the new one, otherwise the new image is returned (and not
     stored). ``size = 0`` returns the input. Random draws come from ``rng`` (Python's ``random``
     module by default, which Lightning's ``seed_everything`` seeds), one ``uniform`` per image
-    once full and one ``randint`` per swap, as in the reference. The pool is not checkpointed
-    (nor is the reference's).
+    once full and one ``randint`` per swap, as in the reference. CycleGAN checkpoints its pools
+    (the reference does not).
     """
 
     def __init__(self, size: int = 50, rng: random.Random | None = None):
