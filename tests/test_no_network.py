@@ -164,6 +164,7 @@ def test_cut_translation_runs_with_the_network_blocked(blocked, no_network):
     assert _attempts(no_network) == "", _attempts(no_network)
 
 
+@pytest.mark.slow  # the slowest of these (~20 s): the default run keeps the others
 def test_upsampling_runs_with_the_network_blocked(blocked, no_network):
     denoiser = "model.init_args.upsampler.init_args.denoiser.init_args"
     _lift("fit", "--config", "configs/upsample/resshift_train_inference.yaml", "--config", CPU,
