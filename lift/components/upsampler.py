@@ -56,3 +56,36 @@ class Upsampler(Recordable, nn.Module, abc.ABC):
         pixels; None: whole texture) bound memory at large sizes; ``num_inference_steps``
         overrides an iterative sampler's step count (None: its own; ignored by one-pass
         upsamplers)."""
+
+
+# --- the gradient conditioning of Eq. 13-14, shared by every upsampler that offers it --------
+
+CONDITIONING_MODES = ("none", "inference", "train+inference")
+
+
+def uses_gradient(conditioning: str, phase: str) -> bool:
+    """Whether G(I_phone) is added to the input in ``phase`` ("train" or "sample"): Table 3's
+    vanilla (``none``), inference-only and train+inference."""
+    if phase == "train":
+        return conditioning == "train+inference"
+    return conditioning in ("inference", "train+inference")
+
+
+def conditioned_input(low_res: torch.Tensor, phone: torch.Tensor | None, *, scale_factor: int,
+                      gradient_operator: GradientOperator | None, conditioning: str,
+                      phase: str) -> torch.Tensor:
+    """y = bicubic(I_LR) at the output size, + G(I_phone) where ``conditioning`` says so in
+    ``phase`` (Eq. 13 in training, Eq. 14 at sampling); textures in [0, 1] units."""
+    if low_res.ndim != 4 or low_res.shape[1] != 3:
+        raise ValueError(f"low_res must be [B,3,h,w], got {tuple(low_res.shape)}")
+    size = (low_res.shape[-2] * scale_factor, low_res.shape[-1] * scale_factor)
+    y = torch.nn.functional.interpolate(low_res, size=size, mode="bicubic", align_corners=False)
+    if uses_gradient(conditioning, phase):
+        if phone is None:
+            raise ValueError(f"conditioning={conditioning!r} needs the phone texture in the "
+                             f"{phase} phase")
+        if phone.shape != y.shape:
+            raise ValueError(f"phone {tuple(phone.shape)} must be at the target size "
+                             f"{tuple(y.shape)}")
+        y = y + gradient_operator(phone)
+    return y

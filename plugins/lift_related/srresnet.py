@@ -32,10 +32,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from lift.components import GradientOperator, PerceptualDistance, Upsampler
+from lift.components.upsampler import CONDITIONING_MODES, conditioned_input, uses_gradient
 from lift_related.networks import SRResNetBody
 
 
@@ -56,7 +56,7 @@ class SRResNetUpsampler(Upsampler):
                  batch_norm: bool = False, gradient_operator: GradientOperator | None = None,
                  conditioning: str = "none", distance: PerceptualDistance | None = None):
         super().__init__()
-        if conditioning not in ("none", "inference", "train+inference"):
+        if conditioning not in CONDITIONING_MODES:
             raise ValueError(f"conditioning must be 'none', 'inference' or 'train+inference', "
                              f"got {conditioning!r}")
         if conditioning != "none" and gradient_operator is None:
@@ -73,25 +73,14 @@ class SRResNetUpsampler(Upsampler):
 
     def uses_gradient(self, phase: str) -> bool:
         """Whether G(I_phone) is added to y in ``phase`` ("train" or "sample")."""
-        if phase == "train":
-            return self.conditioning == "train+inference"
-        return self.conditioning in ("inference", "train+inference")
+        return uses_gradient(self.conditioning, phase)
 
     def base(self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: str
              ) -> torch.Tensor:
         """y: bicubic(I_LR) at the output size (+ G(I_phone) where the mode says so)."""
-        if low_res.ndim != 4 or low_res.shape[1] != 3:
-            raise ValueError(f"low_res must be [B,3,h,w], got {tuple(low_res.shape)}")
-        size = (low_res.shape[-2] * self.scale_factor, low_res.shape[-1] * self.scale_factor)
-        y = F.interpolate(low_res, size=size, mode="bicubic", align_corners=False)
-        if self.uses_gradient(phase):
-            if phone is None:
-                raise ValueError(f"conditioning={self.conditioning!r} needs the phone texture")
-            if phone.shape != y.shape:
-                raise ValueError(f"phone {tuple(phone.shape)} must be at the target size "
-                                 f"{tuple(y.shape)}")
-            y = y + self.gradient_operator(phone)
-        return y
+        return conditioned_input(low_res, phone, scale_factor=self.scale_factor,
+                                 gradient_operator=self.gradient_operator,
+                                 conditioning=self.conditioning, phase=phase)
 
     def forward(self, low_res: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Î* before the clamp, from I_LR and y (at the output size)."""

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from lift.components import GradientOperator, Upsampler
+from lift.components.upsampler import CONDITIONING_MODES, conditioned_input, uses_gradient
 from lift_resshift.autoencoder import Autoencoder
 from lift_resshift.denoiser import Denoiser
 from lift_resshift.scheduler import ResShiftScheduler
@@ -58,7 +59,7 @@ class ResShift(Upsampler):
         clip_denoised: bool = True,
     ):
         super().__init__()
-        if conditioning not in ("none", "inference", "train+inference"):
+        if conditioning not in CONDITIONING_MODES:
             raise ValueError(f"conditioning must be 'none', 'inference' or 'train+inference', "
                              f"got {conditioning!r}")
         if conditioning != "none" and gradient_operator is None:
@@ -84,28 +85,15 @@ class ResShift(Upsampler):
     # --- the input y (Eq. 13-14) ---------------------------------------------------------------
 
     def uses_gradient(self, phase: Phase) -> bool:
-        """Whether G(I_phone) is added to the input in ``phase`` (Table 3)."""
-        if phase == "train":
-            return self.conditioning == "train+inference"
-        return self.conditioning in ("inference", "train+inference")
+        return uses_gradient(self.conditioning, phase)
 
     def degraded_input(
         self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: Phase
     ) -> torch.Tensor:
         """y in texture units [B,3,H,W]: up(I_LR) (+ G(I_phone)), I_LR* of Eq. 13-14."""
-        if low_res.ndim != 4 or low_res.shape[1] != 3:
-            raise ValueError(f"low_res must be [B,3,h,w], got {tuple(low_res.shape)}")
-        size = (low_res.shape[-2] * self.scale_factor, low_res.shape[-1] * self.scale_factor)
-        y = F.interpolate(low_res, size=size, mode="bicubic", align_corners=False)
-        if self.uses_gradient(phase):
-            if phone is None:
-                raise ValueError(f"conditioning={self.conditioning!r} needs the phone texture "
-                                 f"in the {phase} phase")
-            if phone.shape != y.shape:
-                raise ValueError(f"phone {tuple(phone.shape)} must be at the target size "
-                                 f"{tuple(y.shape)}")
-            y = y + self.gradient_operator(phone)  # Eq. 13 (training) / Eq. 14 (sampling)
-        return y
+        return conditioned_input(low_res, phone, scale_factor=self.scale_factor,
+                                 gradient_operator=self.gradient_operator,
+                                 conditioning=self.conditioning, phase=phase)
 
     def _condition(self, y_image: torch.Tensor, latent_size: torch.Size) -> torch.Tensor:
         """The network's concatenated condition: y in [-1,1] at the latent's size."""
