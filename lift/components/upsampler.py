@@ -63,6 +63,15 @@ class Upsampler(Recordable, nn.Module, abc.ABC):
 CONDITIONING_MODES = ("none", "inference", "train+inference")
 
 
+def check_conditioning(conditioning: str, gradient_operator: GradientOperator | None) -> None:
+    """Raise ValueError unless ``conditioning`` is a mode and has the operator it needs."""
+    if conditioning not in CONDITIONING_MODES:
+        raise ValueError(f"conditioning must be 'none', 'inference' or 'train+inference', "
+                         f"got {conditioning!r}")
+    if conditioning != "none" and gradient_operator is None:
+        raise ValueError(f"conditioning={conditioning!r} needs a gradient_operator (Eq. 13-14)")
+
+
 def uses_gradient(conditioning: str, phase: str) -> bool:
     """Whether G(I_phone) is added to the input in ``phase`` ("train" or "sample"): Table 3's
     vanilla (``none``), inference-only and train+inference."""

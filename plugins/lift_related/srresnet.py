@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from lift.components import GradientOperator, PerceptualDistance, Upsampler
-from lift.components.upsampler import CONDITIONING_MODES, conditioned_input, uses_gradient
+from lift.components.upsampler import check_conditioning, conditioned_input, uses_gradient
 from lift_related.networks import SRResNetBody
 
 
@@ -56,11 +56,7 @@ class SRResNetUpsampler(Upsampler):
                  batch_norm: bool = False, gradient_operator: GradientOperator | None = None,
                  conditioning: str = "none", distance: PerceptualDistance | None = None):
         super().__init__()
-        if conditioning not in CONDITIONING_MODES:
-            raise ValueError(f"conditioning must be 'none', 'inference' or 'train+inference', "
-                             f"got {conditioning!r}")
-        if conditioning != "none" and gradient_operator is None:
-            raise ValueError(f"conditioning={conditioning!r} needs a gradient_operator (Eq. 13-14)")
+        check_conditioning(conditioning, gradient_operator)
         self.scale_factor = int(scale_factor)
         self.gradient_operator = gradient_operator
         self.conditioning = conditioning

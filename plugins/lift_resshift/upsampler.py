@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from lift.components import GradientOperator, Upsampler
-from lift.components.upsampler import CONDITIONING_MODES, conditioned_input, uses_gradient
+from lift.components.upsampler import check_conditioning, conditioned_input, uses_gradient
 from lift_resshift.autoencoder import Autoencoder
 from lift_resshift.denoiser import Denoiser
 from lift_resshift.scheduler import ResShiftScheduler
@@ -59,11 +59,7 @@ class ResShift(Upsampler):
         clip_denoised: bool = True,
     ):
         super().__init__()
-        if conditioning not in CONDITIONING_MODES:
-            raise ValueError(f"conditioning must be 'none', 'inference' or 'train+inference', "
-                             f"got {conditioning!r}")
-        if conditioning != "none" and gradient_operator is None:
-            raise ValueError(f"conditioning={conditioning!r} needs a gradient_operator (Eq. 13-14)")
+        check_conditioning(conditioning, gradient_operator)
         if scale_factor < 1:
             raise ValueError(f"scale_factor must be >= 1, got {scale_factor}")
         if denoiser.latent_channels != autoencoder.latent_channels:
