@@ -203,24 +203,18 @@ class StyleGANFinetune(Translator):
             return self._render_source(ws)
         keys = [int(k) for k in index.tolist()]
         todo = sorted({k for k in keys if k not in self._source_cache})
+        items = {k: self._source_cache[k] for k in keys if k in self._source_cache}
         if todo:
-            first = {k: keys.index(k) for k in todo}
-            fresh = self._render_source(ws[[first[k] for k in todo]])
+            fresh = self._render_source(ws[[keys.index(k) for k in todo]])
             budget = self.source_cache_mb * 2 ** 20
             for j, k in enumerate(todo):
-                item = {name: value[j].detach() for name, value in fresh.items()}
-                size = sum(v.numel() * v.element_size() for v in item.values())
-                if self._source_cache_bytes + size > budget:
-                    # over budget: this step still uses it, later steps render it again
-                    self._source_cache.setdefault(-1 - k, item)
-                    continue
-                self._source_cache[k] = item
-                self._source_cache_bytes += size
-        items = [self._source_cache.get(k) or self._source_cache[-1 - k] for k in keys]
-        for k in [k for k in self._source_cache if k < 0]:
-            del self._source_cache[k]
-        return {name: torch.stack([item[name] for item in items]).to(ws.device)
-                for name in items[0]}
+                items[k] = {name: value[j].detach() for name, value in fresh.items()}
+                size = sum(v.numel() * v.element_size() for v in items[k].values())
+                if self._source_cache_bytes + size <= budget:  # else rendered again next time
+                    self._source_cache[k] = items[k]
+                    self._source_cache_bytes += size
+        return {name: torch.stack([items[k][name] for k in keys]).to(ws.device)
+                for name in items[keys[0]]}
 
     def extra_codes(self, batch, outputs) -> dict[str, torch.Tensor]:
         """Further codes G_studio renders this step, by output name (``paired``: Eq. 6)."""
