@@ -24,6 +24,7 @@ Parts:
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import hashlib
 import json
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 ENCODER_FORMAT = 1
 
 
-class WPlusEncoder(Recordable, nn.Module):
+class WPlusEncoder(Recordable, nn.Module, abc.ABC):
     """Texture ``[B,3,R,R]`` in [0,1] and mask ``[B,1,R,R]`` (or None) -> W+ ``[B,num_ws,w_dim]``.
 
     Built by :func:`build_encoder` with the generator's geometry (``resolution``,
@@ -63,12 +64,13 @@ class WPlusEncoder(Recordable, nn.Module):
 
     num_ws: int
 
-    def bind(self, w_avg: torch.Tensor, w_scale: torch.Tensor) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def bind(self, w_avg: torch.Tensor, w_scale: torch.Tensor) -> None:
+        """Receive W's mean and per-dimension spread before training."""
 
-    def forward(self, texture: torch.Tensor,
-                mask: torch.Tensor | None = None) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, texture: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """W+ codes ``[B, num_ws, w_dim]`` of textures (holes given by ``mask``)."""
 
 
 def ws_resolutions_of(generator: StyleGenerator) -> list[int]:

@@ -25,6 +25,7 @@ output (visible texels are relit as well: the light is normalised everywhere).
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -53,9 +54,9 @@ class _Completion(Translator):
 
     # --- subclasses ---------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
         """Logits at every scale the network predicts, finest (the output) first."""
-        raise NotImplementedError
 
     def extra_terms(self) -> tuple[str, ...]:
         return ()
