@@ -259,9 +259,28 @@ def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_
     resolve([u for u in units if u.key.split("/")[1] == "seed2"], tmp_path / "run")
     prior = yaml.safe_load(next(u for u in units if u.key == "prior/seed1").resolved)
     assert prior["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
-    assert prior["trainer"]["max_steps"] == 2100 and prior["seed_everything"] == 1
+    assert prior["trainer"]["max_steps"] == 600 and prior["seed_everything"] == 1
     ours = yaml.safe_load(next(u for u in units if u.key == "ours/seed2/test").resolved)
     assert ours["data"]["init_args"]["source"]["init_args"]["profile"] == "cpu"
+    assert ours["trainer"]["precision"] == "bf16-auto"
+    invert = yaml.safe_load(next(u for u in units if u.key == "invert/seed2").resolved)
+    settings = invert["model"]["init_args"]["settings"]
+    assert settings["class_path"] == "lift.inversion.encoder.EncoderInversionSettings"
+    assert settings["init_args"]["schedule"]["init_args"]["steps"] == 3
+    # `null` removed the inherited *_diffusion rows; the Table 3/4 variants predict paired_test
+    assert "cut_diffusion" not in recipe.methods and "cut_diffusion" in load_recipe(
+        QUICKSTART).methods
+    assert recipe.methods["ours_z"].splits == ("paired_test",)
+
+
+def test_a_null_stage_or_method_removes_the_inherited_one(tmp_path, toy):
+    base = write_recipe(tmp_path / "base.yaml", toy_recipe(toy))
+    child = tmp_path / "child.yaml"
+    child.write_text(yaml.safe_dump({"extends": base.name, "methods": {"m": None},
+                                     "stages": {"c": None}, "tables": []}))
+    recipe = load_recipe(child)
+    assert "m" not in recipe.methods and "c" not in recipe.stages
+    assert set(load_recipe(base).stages) - set(recipe.stages) == {"c"}
 
 
 def test_shipped_paper_recipe_resolves_at_the_papers_sizes(tmp_path, monkeypatch):

@@ -315,9 +315,10 @@ def load_recipe(path: str | Path) -> Recipe:
     trainer = check.configs(data.get("trainer"), "trainer", required=False)
 
     stages_raw = check.mapping(data.get("stages"), "stages")
-    stages = {str(k): _stage(check, k, v) for k, v in stages_raw.items()}
+    # `name: null` removes a stage or method the recipe inherited through `extends:`.
+    stages = {str(k): _stage(check, k, v) for k, v in stages_raw.items() if v is not None}
     methods_raw = check.mapping(data.get("methods"), "methods")
-    methods = {str(k): _method(check, k, v) for k, v in methods_raw.items()}
+    methods = {str(k): _method(check, k, v) for k, v in methods_raw.items() if v is not None}
     if not stages and not methods:
         check.error("stages", "the recipe has no stages and no methods")
     for name in set(stages) & set(methods):
