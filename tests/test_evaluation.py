@@ -18,7 +18,7 @@ from lift.evaluation.source import build_source
 
 TABLE_KEYS = {"table", "split", "profile", "seeds", "rows", "paper", "higher_is_better",
               "orderings", "labels", "missing"}
-ORDERING_KEYS = {"better", "worse", "metric", "paper", "ours"}
+ORDERING_KEYS = {"better", "worse", "metric", "paper", "ours", "every_seed", "beyond_spread"}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,8 @@ def test_faceid_table_on_the_unpaired_split_is_masked(tmp_path, source):
     assert t2["rows"]["ours"]["faceid"]["mean"] == pytest.approx(0.0, abs=1e-8)
     assert t2["rows"]["cut"]["faceid"]["mean"] > 1e-4
     assert t2["orderings"] == [{"better": "ours", "worse": "cut", "metric": "faceid",
-                                "paper": True, "ours": True}]
+                                "paper": True, "ours": True, "every_seed": None,
+                                "beyond_spread": None}]
 
 
 def test_a_missing_prediction_is_an_error_naming_the_file(tmp_path, source):
@@ -230,3 +231,31 @@ def test_predictions_at_another_resolution_are_scored_against_the_area_resized_t
     assert stat["mean"] == pytest.approx(20.0, abs=1e-3)
     md = (run / "tables" / "table1.md").read_text()
     assert "predictions are 32x32, the reference textures 64x64" in md and "area" in md
+
+
+def test_orderings_say_whether_they_hold_in_every_seed_and_beyond_the_seed_spread():
+    from lift.evaluation.stats import aggregate, evaluate_orderings, ordering_summary
+
+    per_seed = {  # PSNR (higher is better) of two rows over three seeds
+        "clear": {"psnr": {"seed0": 30.0, "seed1": 31.0, "seed2": 32.0}},    # 31 +- 1
+        "close": {"psnr": {"seed0": 29.5, "seed1": 31.5, "seed2": 30.5}},    # 30.5 +- 1
+        "far": {"psnr": {"seed0": 20.0, "seed1": 21.0, "seed2": 22.0}},      # 21 +- 1
+    }
+    rows = {r: {"psnr": aggregate(list(v["psnr"].values()))} for r, v in per_seed.items()}
+    claims = [{"better": "clear", "worse": "close", "metric": "psnr", "paper": True},
+              {"better": "clear", "worse": "far", "metric": "psnr", "paper": True},
+              {"better": "far", "worse": "clear", "metric": "psnr", "paper": True}]
+    got = evaluate_orderings(claims, rows, per_seed)
+    # 31 > 30.5 on the means, but seed 1 reverses it and 0.5 < 1 + 1: seed noise
+    assert (got[0]["ours"], got[0]["every_seed"], got[0]["beyond_spread"]) == (True, False, False)
+    # 31 vs 21: every seed, and 10 > 1 + 1
+    assert (got[1]["ours"], got[1]["every_seed"], got[1]["beyond_spread"]) == (True, True, True)
+    # a claim that fails is never "beyond the spread"
+    assert (got[2]["ours"], got[2]["every_seed"], got[2]["beyond_spread"]) == (False, False, False)
+    assert ordering_summary(got) == {"total": 3, "reproduced": 2, "not_reproduced": 1,
+                                     "not_evaluated": 0, "every_seed": 1, "beyond_spread": 1}
+    # one seed: nothing to say about the spread
+    one = {r: {"psnr": {"seed0": v["psnr"]["seed0"]}} for r, v in per_seed.items()}
+    rows1 = {r: {"psnr": aggregate([v["psnr"]["seed0"]])} for r, v in one.items()}
+    assert all(o["every_seed"] is None and o["beyond_spread"] is None
+               for o in evaluate_orderings(claims, rows1, one))

@@ -252,7 +252,7 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None) -> dict[int, dict]
             "higher_is_better": {m: paper_data.HIGHER_IS_BETTER.get(
                 m, bool(getattr(built[m].metric, "higher_is_better", True)))
                 for m in t["metrics"]},
-            "orderings": evaluate_orderings(claims, rows),
+            "orderings": evaluate_orderings(claims, rows, per_seed),
             "labels": {m: built[m].label for m in t["metrics"]},
             "missing": {m: built[m].missing for m in t["metrics"] if not built[m].available},
         }

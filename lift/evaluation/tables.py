@@ -45,6 +45,10 @@ def ordering_text(table: dict, o: dict) -> str:
     ra = (table["rows"].get(o["better"], {}).get(m) or {}).get("mean")
     rb = (table["rows"].get(o["worse"], {}).get(m) or {}).get("mean")
     status = {True: "reproduced", False: "NOT reproduced"}.get(o["ours"], "not evaluated")
+    if o["ours"] and o.get("every_seed") is not None:
+        status += ("; in every seed" if o["every_seed"] else "; not in every seed")
+        status += ("; beyond the seed spread" if o.get("beyond_spread")
+                   else "; within the seed spread")
     return (f"{mark(o['ours'])} {o['better']} better than {o['worse']} on {m}: paper "
             f"{fmt(m, pa)} vs {fmt(m, pb)}, ours {fmt(m, ra)} vs {fmt(m, rb)} ({status})")
 
@@ -77,6 +81,10 @@ def markdown(table: dict, notes: list[str] = ()) -> str:
     lines += [f"## Orderings the paper claims: {summary['reproduced']} of {summary['total']} "
               f"reproduced ({summary['not_reproduced']} not, {summary['not_evaluated']} "
               "not evaluated)", ""]
+    if len(table["seeds"]) > 1:
+        lines += [f"Of those reproduced, {summary['every_seed']} hold in every seed and "
+                  f"{summary['beyond_spread']} beyond the seed spread (mean ± std intervals "
+                  "apart).", ""]
     lines += [f"- {ordering_text(table, o)}" for o in table["orderings"]] or ["- none"]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]

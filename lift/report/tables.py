@@ -93,13 +93,21 @@ def table_html(run_dir: Path, table: dict, notes: list[str]) -> str:
         out.append(f'<li class="{cls}"><span class="mk">{mark(ours)}</span> '
                    f'<b>{escape(str(o.get("better")))}</b> better than '
                    f'<b>{escape(str(o.get("worse")))}</b> on {escape(m)}: paper '
-                   f'{fmt(m, pa)} vs {fmt(m, pb)}, ours {fmt(m, a)} vs {fmt(m, b)}</li>')
+                   f'{fmt(m, pa)} vs {fmt(m, pb)}, ours {fmt(m, a)} vs {fmt(m, b)}'
+                   f'{escape(_robustness(o))}</li>')
     out.append("</ul>")
     if notes:
         out.append('<details class="notes"><summary>notes</summary><ul>'
                    + "".join(f"<li>{escape(x)}</li>" for x in notes) + "</ul></details>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _robustness(o: dict) -> str:
+    if not o.get("ours") or o.get("every_seed") is None:
+        return ""
+    return (" (" + ("every seed" if o["every_seed"] else "not every seed") + ", "
+            + ("beyond" if o.get("beyond_spread") else "within") + " the seed spread)")
 
 
 def tables_section(run_dir: Path) -> tuple[str, dict[int, dict], dict]:
@@ -111,13 +119,18 @@ def tables_section(run_dir: Path) -> tuple[str, dict[int, dict], dict]:
         out.append('<p class="missing">No tables: <code>tables/table*.json</code> not found '
                    '(run <code>python -m lift.evaluation RUN_DIR --recipe ...</code>).</p>')
     else:
-        total = {"total": 0, "reproduced": 0, "not_reproduced": 0, "not_evaluated": 0}
+        total = dict.fromkeys(("total", "reproduced", "not_reproduced", "not_evaluated",
+                               "every_seed", "beyond_spread"), 0)
         for t in tables.values():
             for k, v in ordering_summary(t.get("orderings") or []).items():
-                total[k] += v
+                total[k] = total.get(k, 0) + v
+        seeds = max((len(t.get("seeds") or []) for t in tables.values()), default=1)
+        robust = (f' Of those, {total["every_seed"]} hold in every seed and '
+                  f'{total["beyond_spread"]} beyond the seed spread.' if seeds > 1 else "")
         out.append(f'<p class="summary">Across the tables: <b>{total["reproduced"]} of '
                    f'{total["total"]}</b> orderings the paper claims are reproduced '
-                   f'({total["not_reproduced"]} not, {total["not_evaluated"]} not evaluated). '
+                   f'({total["not_reproduced"]} not, {total["not_evaluated"]} not evaluated).'
+                   f'{robust} '
                    'Ours: mean ± sample std over seeds. The paper\'s numbers are on its private '
                    'data; the orderings are what should carry over.</p>')
     for problem in problems:
