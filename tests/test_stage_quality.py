@@ -96,3 +96,26 @@ def test_prior_quality_on_a_tiny_gan_orders_its_own_samples_before_blobs():
     assert abs(got["kid"]["mean"]) < 0.5 * got["kid_blurred_reals"]["mean"]
     feats = sq.texture_features(net, reals[:4])
     assert feats.shape == (4, 64 + 128 + 256 + 512 + 512) and feats.dtype == torch.float64
+
+
+def test_the_report_shows_the_stage_quality_tables_and_grids(tmp_path):
+    import json
+
+    from lift.report.sections import stage_quality_section
+
+    run = tmp_path / "run"
+    grid = run / "stage_quality" / "prior_samples_seed0.png"
+    sq._save(torch.rand(4, 3, 8, 8), grid, columns=2)
+    data = {"source": "synthetic", "feature_net": "ST-LPIPS vgg", "seeds": {"seed0": {
+        "prior": {"kid": {"mean": 0.1234}, "kid_real_halves": {"mean": 0.0012},
+                  "kid_blurred_reals": {"mean": 0.0567}, "grid": str(grid)},
+        "inversion": {"bank": {"psnr": 21.5, "lpips": 0.25, "w_distance": 1.7,
+                               "row_spread": 0.9}},
+        "upsampler": {"bicubic": {"psnr": 40.1, "lpips": 0.05, "seconds": 0.1}}}}}
+    (run / "tables").mkdir(parents=True)
+    (run / "tables" / "stage_quality.json").write_text(json.dumps(data))
+    html = stage_quality_section(run / "report", run)
+    for text in ("0.1234", "0.0012", "0.0567", "21.50", "1.70", "bicubic", "40.10",
+                 'src="../stage_quality/prior_samples_seed0.png"'):
+        assert text in html, text
+    assert stage_quality_section(run / "report", tmp_path / "none") == ""

@@ -20,8 +20,8 @@ upsampler's super-resolution.
   Eq. 14), PSNR and ST-LPIPS VGG against the studio texture.
 
 ``python -m lift.evaluation.stage_quality RUN_DIR`` scores a ``lift run`` directory's stages for
-each seed and writes ``RUN_DIR/tables/stage_quality.{json,md}`` and sample grids under
-``RUN_DIR/report/images/stage_quality/`` (docs/results.md).
+each seed and writes ``RUN_DIR/tables/stage_quality.{json,md}`` and image grids under
+``RUN_DIR/stage_quality/``; the run's report shows them (docs/results.md).
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def evaluate_stages(run_dir: Path, seeds: Sequence[int], source, *, samples: int
     from lift.stages.pipeline import load_upsampler
 
     net = perceptual_net()
-    images_dir = run_dir / "report" / "images" / "stage_quality"
+    images_dir = run_dir / "stage_quality"
     out: dict[str, Any] = {"feature_net": f"ST-LPIPS {FEATURE_NET} (stlpips-pytorch)",
                            "source": source.describe(), "seeds": {}}
     for seed in seeds:

@@ -37,6 +37,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from lift.atomic import atomic_path
 from lift.components import PerceptualDistance, StyleGenerator
@@ -256,7 +257,10 @@ class EncoderTraining(Recordable):
                 opt, lambda k: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / steps)))
             wall, cpu = time.perf_counter(), time.process_time()
             recent: list[float] = []
-            for _ in range(steps):
+            # A one-off of minutes on a CPU: show it (the stage's own bar starts after it).
+            bar = tqdm(range(steps), desc=f"training the W+ encoder ({name} phase)",
+                       leave=False, mininterval=2.0)
+            for _ in bar:
                 x, m, w = batch_fn()
                 loss = loss_fn(encoder(x, m), x, m, w)
                 opt.zero_grad(set_to_none=True)
@@ -264,6 +268,7 @@ class EncoderTraining(Recordable):
                 opt.step()
                 sched.step()
                 recent = (recent + [float(loss.detach())])[-20:]
+                bar.set_postfix(loss=f"{recent[-1]:.4g}", refresh=False)
             stats[name] = {"steps": steps, "wall_s": time.perf_counter() - wall,
                            "cpu_s": time.process_time() - cpu,
                            "final_loss": sum(recent) / len(recent)}

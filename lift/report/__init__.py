@@ -111,6 +111,7 @@ def write_report(run_dir: Path, recipe: dict, *, source=None) -> Path:
         every = list(dict.fromkeys(m for ms in methods.values() for m in ms))
         body.append(sections.expressions_section(report_dir, run_dir, source, every, seed,
                                                  options))
+    body.append(sections.stage_quality_section(report_dir, run_dir))
     body.append(sections.curves_section(report_dir, run_dir))
     body.append(sections.stages_section(report_dir, run_dir))
 
@@ -123,6 +124,7 @@ def write_report(run_dir: Path, recipe: dict, *, source=None) -> Path:
     nav = " ".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("tables", "tables"), ("paired_test", "paired subjects"),
         ("unpaired_test", "unpaired subjects"), ("expressions", "expressions"),
+        ("stage_quality", "stages alone"),
         ("curves", "curves"), ("stages", "stages")))
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -204,6 +204,70 @@ def curves_section(report_dir: Path, run_dir: Path) -> str:
     return "\n".join(out)
 
 
+def stage_quality_section(report_dir: Path, run_dir: Path) -> str:
+    """``tables/stage_quality.json`` (``python -m lift.evaluation.stage_quality RUN_DIR``):
+    each stage on its own job, with its image grids; empty when it was not run."""
+    import json
+
+    path = run_dir / "tables" / "stage_quality.json"
+    if not path.is_file():
+        return ""
+    try:
+        data = json.loads(path.read_text())
+        seeds = dict(data["seeds"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f'<p class="missing">{escape(str(path))}: unreadable ({escape(str(exc))})</p>'
+    out = ['<h2 id="stage_quality">Each stage on its own job</h2>',
+           f'<p class="meta">{escape(str(data.get("source", "")))}; features '
+           f'{escape(str(data.get("feature_net", "")))}. Prior: KID of G_phone samples against '
+           'the phone textures it was trained on (real halves: the floor; blurred reals: '
+           'colour blobs). Inversion: the held-out test phone textures over visible texels. '
+           'Upsampler: the area-downsampled studio textures.</p>']
+
+    def num(v, f="{:.3f}"):
+        return f.format(v) if isinstance(v, (int, float)) else "–"
+
+    rows = []
+    for seed, r in seeds.items():
+        p = r.get("prior") or {}
+        rows.append(f"<tr><th>{escape(seed)}</th><td>{num((p.get('kid') or {}).get('mean'), '{:.4f}')}"
+                    f"</td><td>{num((p.get('kid_real_halves') or {}).get('mean'), '{:.4f}')}</td>"
+                    f"<td>{num((p.get('kid_blurred_reals') or {}).get('mean'), '{:.4f}')}</td></tr>")
+    out.append('<h3>Prior</h3><table><thead><tr><th>seed</th><th>KID samples</th>'
+               '<th>KID real halves</th><th>KID blurred reals</th></tr></thead><tbody>'
+               + "".join(rows) + "</tbody></table>")
+    rows = []
+    for seed, r in seeds.items():
+        for name, v in (r.get("inversion") or {}).items():
+            if isinstance(v, dict) and "w_distance" in v:
+                rows.append(f"<tr><th>{escape(seed)}</th><td>{escape(name)}</td>"
+                            f"<td>{num(v.get('psnr'), '{:.2f}')}</td><td>{num(v.get('lpips'))}"
+                            f"</td><td>{num(v['w_distance'], '{:.2f}')}</td>"
+                            f"<td>{num(v['row_spread'], '{:.2f}')}</td></tr>")
+    out.append('<h3>Inversion</h3><table><thead><tr><th>seed</th><th>codes</th><th>PSNR</th>'
+               '<th>ST-LPIPS</th><th>w_distance</th><th>row_spread</th></tr></thead><tbody>'
+               + "".join(rows) + "</tbody></table>")
+    rows = []
+    for seed, r in seeds.items():
+        for name, v in (r.get("upsampler") or {}).items():
+            if isinstance(v, dict):
+                rows.append(f"<tr><th>{escape(seed)}</th><td>{escape(name)}</td>"
+                            f"<td>{num(v.get('psnr'), '{:.2f}')}</td><td>{num(v.get('lpips'))}"
+                            f"</td><td>{num(v.get('seconds'), '{:.1f}')}</td></tr>")
+    out.append('<h3>Upsampler</h3><table><thead><tr><th>seed</th><th>upsampler</th>'
+               '<th>PSNR</th><th>ST-LPIPS</th><th>s</th></tr></thead><tbody>'
+               + "".join(rows) + "</tbody></table>")
+    for seed, r in seeds.items():
+        grids = [(k, (r.get(k) or {}).get("grid")) for k in ("prior", "inversion", "upsampler")]
+        cells = "".join(
+            f'<figure><img src="{escape(rel(report_dir, Path(g)))}" alt="{escape(k)} {escape(seed)}"'
+            f' style="max-width:100%"><figcaption>{escape(k)}, {escape(seed)}</figcaption></figure>'
+            for k, g in grids if g and Path(g).is_file())
+        if cells:
+            out.append(f'<div class="stage">{cells}</div>')
+    return "\n".join(out)
+
+
 def _missing(value) -> str:
     return '<span class="absent">missing</span>' if value is None else escape(str(value))
 
