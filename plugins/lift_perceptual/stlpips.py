@@ -154,11 +154,17 @@ class STLPIPS(FrozenDistance):
             total = total + head((a - b) ** 2).mean(dim=(1, 2, 3))  # spatial average per layer
         return total
 
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The backbone's five stage outputs for images ``x`` in [0, 1] (raw, before LPIPS's
+        unit normalisation; a projected discriminator's feature space)."""
         h = ((2 * x - 1) - self.shift) / self.scale  # [0,1] -> [-1,1] -> scaling layer
         out = []
         for stage in self.backbone.values():
             h = stage(h)
-            # Unit length along channels (eps as in the reference LPIPS).
-            out.append(h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+            out.append(h)
         return out
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        # Unit length along channels (eps as in the reference LPIPS).
+        return [h / (h.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10)
+                for h in self.activations(x)]
