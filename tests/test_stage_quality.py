@@ -115,7 +115,7 @@ def test_the_report_shows_the_stage_quality_tables_and_grids(tmp_path):
     (run / "tables").mkdir(parents=True)
     (run / "tables" / "stage_quality.json").write_text(json.dumps(data))
     html = stage_quality_section(run / "report", run)
-    for text in ("0.1234", "0.0012", "0.0567", "21.50", "1.70", "bicubic", "40.10",
+    for text in ("123.40", "1.20", "56.70", "21.50", "1.70", "bicubic", "40.10",
                  'src="../stage_quality/prior_samples_seed0.png"'):
         assert text in html, text
     assert stage_quality_section(run / "report", tmp_path / "none") == ""

@@ -4,8 +4,9 @@ upsampler's super-resolution.
 * **Prior**: KID (Bińkowski et al., ICLR 2018; unbiased MMD² with the cubic polynomial kernel,
   torchmetrics' ``poly_mmd``) between G_phone's samples and the phone textures it was trained
   on, in the feature space of a frozen perceptual network whose weights an installed package
-  ships (ST-LPIPS VGG16, ``stlpips-pytorch``): each layer's unit-normalised activations
-  averaged over space and concatenated. Two disjoint halves of the real textures give the
+  ships (ST-LPIPS VGG16, ``stlpips-pytorch``): each stage's unit-normalised activations (the
+  LPIPS feature space) averaged over space and concatenated (1,472 numbers an image).
+  Reported x 1000, as is usual for KID. Two disjoint halves of the real textures give the
   floor (≈ 0); a Gaussian blur of the real textures, colour right and detail gone, gives the
   "colour blobs" level a prior must get under.
 * **Inversion**: G(w) against held-out phone textures over the visible texels (PSNR, ST-LPIPS
@@ -53,8 +54,9 @@ def perceptual_net(net: str = FEATURE_NET):
 @torch.no_grad()
 def texture_features(net, images: torch.Tensor, batch: int = 64, min_side: int = 64
                      ) -> torch.Tensor:
-    """``[N, D]``: per layer, the unit-normalised activations averaged over space; layers
-    concatenated. ``images`` ``[N,3,H,W]`` in [0,1]; smaller than ``min_side`` (VGG's five
+    """``[N, D]``: per layer, LPIPS's unit-normalised activations averaged over space; layers
+    concatenated (each layer's block has norm <= 1, so the cubic kernel stays O(1); raw VGG
+    activations are in the hundreds and make it explode). ``images`` ``[N,3,H,W]`` in [0,1]; smaller than ``min_side`` (VGG's five
     stages need it) they are upsampled bilinearly first."""
     if min(images.shape[-2:]) < min_side:
         scale = min_side / min(images.shape[-2:])
@@ -272,7 +274,9 @@ def evaluate_stages(run_dir: Path, seeds: Sequence[int], source, *, samples: int
         res["prior"] = prior
 
         w_mean, w_std = w_space_statistics(generator, seed=seed)
-        stems, phone = load_split(source, "test", "phone", r)
+        stems, phone = load_split(source, "paired_test", "phone", r)
+        more, phone_u = load_split(source, "unpaired_test", "phone", r)
+        stems, phone = stems + more, torch.cat([phone, phone_u])
         masks = torch.cat([area(source.load(s, "mask")[None].float(), r) for s in stems])
         bank = LatentBank.open(stages / "invert_test" / f"seed{seed}" / "bank")
         codes = torch.stack([bank.get(s) for s in stems])
@@ -329,13 +333,14 @@ def _size(source, split: str) -> int:
 def markdown(result: Mapping[str, Any]) -> str:
     seeds = result["seeds"]
     lines = ["# Stage quality", "", f"Data: {result['source']}; features: "
-             f"{result['feature_net']}.", "", "## Prior (KID against phone_train, lower is "
-             "better)", "", "| seed | KID samples | KID real halves | KID blurred reals |",
+             f"{result['feature_net']}.", "", "## Prior (KID x 10^3 against phone_train, lower "
+             "is better)", "", "| seed | KID samples | KID real halves | KID blurred reals |",
              "|---|---|---|---|"]
     for s, r in seeds.items():
         p = r["prior"]
-        lines.append(f"| {s} | {p['kid']['mean']:.4f} ± {p['kid']['std']:.4f} | "
-                     f"{p['kid_real_halves']['mean']:.4f} | {p['kid_blurred_reals']['mean']:.4f} |")
+        lines.append(f"| {s} | {1e3 * p['kid']['mean']:.2f} ± {1e3 * p['kid']['std']:.2f} | "
+                     f"{1e3 * p['kid_real_halves']['mean']:.2f} | "
+                     f"{1e3 * p['kid_blurred_reals']['mean']:.2f} |")
     lines += ["", "## Inversion of the held-out test phone textures (visible texels)", "",
               "| seed | codes | PSNR | ST-LPIPS VGG | w_distance | row_spread | s |",
               "|---|---|---|---|---|---|---|"]
@@ -375,7 +380,13 @@ def main(argv: list[str] | None = None) -> int:
     from lift.evaluation import load_recipe
     from lift.evaluation.source import recipe_source
 
+    import os
+
+    from lift.data.sources import SYNTH_CACHE_ENV
+
     recipe = load_recipe(args.run_dir / "recipe.yaml", args.run_dir)
+    if (args.run_dir / "synth_cache").is_dir():  # the run's generated textures, not again
+        os.environ.setdefault(SYNTH_CACHE_ENV, str(args.run_dir / "synth_cache"))
     seeds = args.seeds if args.seeds is not None else list(recipe.get("seeds") or [0])
     spec = None
     if args.w_inversion is not None:

@@ -224,16 +224,19 @@ def stage_quality_section(report_dir: Path, run_dir: Path) -> str:
            'colour blobs). Inversion: the held-out test phone textures over visible texels. '
            'Upsampler: the area-downsampled studio textures.</p>']
 
-    def num(v, f="{:.3f}"):
-        return f.format(v) if isinstance(v, (int, float)) else "–"
+    def num(v, f="{:.3f}", scale=1.0):
+        return f.format(scale * v) if isinstance(v, (int, float)) else "–"
+
+    def kid(stat):
+        return num((stat or {}).get("mean"), "{:.2f}", 1e3)
 
     rows = []
     for seed, r in seeds.items():
         p = r.get("prior") or {}
-        rows.append(f"<tr><th>{escape(seed)}</th><td>{num((p.get('kid') or {}).get('mean'), '{:.4f}')}"
-                    f"</td><td>{num((p.get('kid_real_halves') or {}).get('mean'), '{:.4f}')}</td>"
-                    f"<td>{num((p.get('kid_blurred_reals') or {}).get('mean'), '{:.4f}')}</td></tr>")
-    out.append('<h3>Prior</h3><table><thead><tr><th>seed</th><th>KID samples</th>'
+        rows.append(f"<tr><th>{escape(seed)}</th><td>{kid(p.get('kid'))}</td>"
+                    f"<td>{kid(p.get('kid_real_halves'))}</td>"
+                    f"<td>{kid(p.get('kid_blurred_reals'))}</td></tr>")
+    out.append('<h3>Prior (KID × 10³)</h3><table><thead><tr><th>seed</th><th>KID samples</th>'
                '<th>KID real halves</th><th>KID blurred reals</th></tr></thead><tbody>'
                + "".join(rows) + "</tbody></table>")
     rows = []
