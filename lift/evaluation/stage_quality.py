@@ -375,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
                              "and in W+ with its settings (first seed)")
     parser.add_argument("--w-inversion-steps", type=int, default=None)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the upsamplers")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other seeds of an existing stage_quality.json")
     args = parser.parse_args(argv)
     from lift.config_compose import resolve_config
     from lift.evaluation import load_recipe
@@ -397,6 +399,12 @@ def main(argv: list[str] | None = None) -> int:
                              samples=args.samples, w_inversion=spec, bf16=args.bf16)
     folder = args.run_dir / "tables"
     folder.mkdir(parents=True, exist_ok=True)
+    old = folder / "stage_quality.json"
+    if args.merge and old.is_file():
+        kept = json.loads(old.read_text()).get("seeds", {})
+        result["seeds"] = {**{k: v for k, v in kept.items() if k not in result["seeds"]},
+                           **result["seeds"]}
+        result["seeds"] = dict(sorted(result["seeds"].items()))
     atomic_write_text(folder / "stage_quality.json", json.dumps(result, indent=1))
     atomic_write_text(folder / "stage_quality.md", markdown(result))
     print(markdown(result))
