@@ -51,9 +51,12 @@ def main() -> int:
 
     print(describe())
     start = time.perf_counter()
-    spec = resolve_config(args.pipeline)["model"]
-    model = build(spec, "pipeline", translator=args.translator,
-                  upsampler=args.upsampler).eval()
+    from lift.stages.pipeline import PipelineModule
+
+    init = dict(resolve_config(args.pipeline)["model"]["init_args"])
+    colour = init.pop("colour_transform")
+    model = PipelineModule(**{**init, "translator": args.translator, "upsampler": args.upsampler,
+                              "colour_transform": colour and build(colour, "colour")}).eval()
     source = SyntheticSource(profile=args.profile, seed=0)
     stems = source.splits()[args.split][:args.repeats]
     loaded = time.perf_counter()
