@@ -230,36 +230,28 @@ def stage_quality_section(report_dir: Path, run_dir: Path) -> str:
     def kid(stat):
         return num((stat or {}).get("mean"), "{:.2f}", 1e3)
 
-    rows = []
-    for seed, r in seeds.items():
-        p = r.get("prior") or {}
-        rows.append(f"<tr><th>{escape(seed)}</th><td>{kid(p.get('kid'))}</td>"
-                    f"<td>{kid(p.get('kid_real_halves'))}</td>"
-                    f"<td>{kid(p.get('kid_blurred_reals'))}</td></tr>")
-    out.append('<h3>Prior (KID × 10³)</h3><table><thead><tr><th>seed</th><th>KID samples</th>'
-               '<th>KID real halves</th><th>KID blurred reals</th></tr></thead><tbody>'
-               + "".join(rows) + "</tbody></table>")
-    rows = []
-    for seed, r in seeds.items():
-        for name, v in (r.get("inversion") or {}).items():
-            if isinstance(v, dict) and "w_distance" in v:
-                rows.append(f"<tr><th>{escape(seed)}</th><td>{escape(name)}</td>"
-                            f"<td>{num(v.get('psnr'), '{:.2f}')}</td><td>{num(v.get('lpips'))}"
-                            f"</td><td>{num(v['w_distance'], '{:.2f}')}</td>"
-                            f"<td>{num(v['row_spread'], '{:.2f}')}</td></tr>")
-    out.append('<h3>Inversion</h3><table><thead><tr><th>seed</th><th>codes</th><th>PSNR</th>'
-               '<th>ST-LPIPS</th><th>w_distance</th><th>row_spread</th></tr></thead><tbody>'
-               + "".join(rows) + "</tbody></table>")
-    rows = []
-    for seed, r in seeds.items():
-        for name, v in (r.get("upsampler") or {}).items():
-            if isinstance(v, dict):
-                rows.append(f"<tr><th>{escape(seed)}</th><td>{escape(name)}</td>"
-                            f"<td>{num(v.get('psnr'), '{:.2f}')}</td><td>{num(v.get('lpips'))}"
-                            f"</td><td>{num(v.get('seconds'), '{:.1f}')}</td></tr>")
-    out.append('<h3>Upsampler</h3><table><thead><tr><th>seed</th><th>upsampler</th>'
-               '<th>PSNR</th><th>ST-LPIPS</th><th>s</th></tr></thead><tbody>'
-               + "".join(rows) + "</tbody></table>")
+    def table(title: str, head: list[str], rows: list[list[str]]) -> str:
+        return (f"<h3>{title}</h3><table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head)
+                + "</tr></thead><tbody>" + "".join(
+                    f"<tr><th>{escape(r[0])}</th>" + "".join(f"<td>{c}</td>" for c in r[1:])
+                    + "</tr>" for r in rows) + "</tbody></table>")
+
+    prior = [[seed, kid(p.get("kid")), kid(p.get("kid_real_halves")),
+              kid(p.get("kid_blurred_reals"))]
+             for seed, p in ((s, r.get("prior") or {}) for s, r in seeds.items())]
+    out.append(table("Prior (KID × 10³)", ["seed", "KID samples", "KID real halves",
+                                           "KID blurred reals"], prior))
+    inversion = [[seed, escape(name), num(v.get("psnr"), "{:.2f}"), num(v.get("lpips")),
+                  num(v["w_distance"], "{:.2f}"), num(v["row_spread"], "{:.2f}")]
+                 for seed, r in seeds.items() for name, v in (r.get("inversion") or {}).items()
+                 if isinstance(v, dict) and "w_distance" in v]
+    out.append(table("Inversion", ["seed", "codes", "PSNR", "ST-LPIPS", "w_distance",
+                                   "row_spread"], inversion))
+    upsampler = [[seed, escape(name), num(v.get("psnr"), "{:.2f}"), num(v.get("lpips")),
+                  num(v.get("seconds"), "{:.1f}")]
+                 for seed, r in seeds.items() for name, v in (r.get("upsampler") or {}).items()
+                 if isinstance(v, dict)]
+    out.append(table("Upsampler", ["seed", "upsampler", "PSNR", "ST-LPIPS", "s"], upsampler))
     for seed, r in seeds.items():
         grids = [(k, (r.get(k) or {}).get("grid")) for k in ("prior", "inversion", "upsampler")]
         cells = "".join(
