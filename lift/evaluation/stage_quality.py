@@ -41,14 +41,15 @@ import torch.nn.functional as F
 
 from lift.atomic import atomic_write_text
 
-#: ST-LPIPS VGG16: ships with stlpips-pytorch, so every measure here works offline.
-FEATURE_NET = "vgg"
+#: ST-LPIPS VGG16: ships with stlpips-pytorch, so every measure here works offline. Any
+#: perceptual distance with ``features(x)`` (per-stage maps of images in [0, 1]) fits.
+FEATURE_NET = {"class_path": "lift_perceptual.stlpips.STLPIPS", "init_args": {"net": "vgg"}}
 
 
-def perceptual_net(net: str = FEATURE_NET):
-    from lift_perceptual.stlpips import STLPIPS
+def perceptual_net(spec: dict | None = None):
+    from lift.spec import build
 
-    return STLPIPS(net=net).eval()
+    return build(spec or FEATURE_NET, "stage_quality.feature_net").eval()
 
 
 @torch.no_grad()
@@ -254,7 +255,7 @@ def evaluate_stages(run_dir: Path, seeds: Sequence[int], source, *, samples: int
 
     net = perceptual_net()
     images_dir = run_dir / "stage_quality"
-    out: dict[str, Any] = {"feature_net": f"ST-LPIPS {FEATURE_NET} (stlpips-pytorch)",
+    out: dict[str, Any] = {"feature_net": "ST-LPIPS vgg (stlpips-pytorch)",
                            "source": source.describe(), "seeds": {}}
     for seed in seeds:
         stages = run_dir / "stages"
