@@ -43,8 +43,8 @@ def _fsync_dir(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError:  # some filesystems refuse fsync on a directory: the rename still stands
+        return
     finally:
         os.close(fd)
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from lift.atomic import atomic_write_text
+from lift.inversion.encoder import render
 
 #: ST-LPIPS VGG16: ships with stlpips-pytorch, so every measure here works offline. Any
 #: perceptual distance with ``features(x)`` (per-stage maps of images in [0, 1]) fits.
@@ -122,12 +123,9 @@ def prior_quality(generator, reals: torch.Tensor, net, samples: int = 1000, seed
     """KID of G's samples (psi = 1, const noise) against ``reals`` ``[N,3,r,r]``, with the
     real-vs-real floor and the blurred-real "blob" level; ``"samples"``: the first 64."""
     gen = torch.Generator().manual_seed(seed)
-    fakes = []
-    for i in range(0, samples, 64):
-        z = torch.randn(min(64, samples - i), generator.z_dim, generator=gen)
-        ws = generator.map(z)
-        fakes.append(((generator.synthesize(ws, noise_mode="const") + 1) / 2).clamp(0, 1))
-    fakes = torch.cat(fakes)
+    z = torch.cat([torch.randn(min(64, samples - i), generator.z_dim, generator=gen)
+                   for i in range(0, samples, 64)])  # the draws of the measured figures
+    fakes = render(generator, generator.map(z))
     f_real, f_fake = texture_features(net, reals), texture_features(net, fakes)
     half = reals.shape[0] // 2
     perm = torch.randperm(reals.shape[0], generator=gen)
@@ -171,8 +169,6 @@ def masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> 
 def reconstruction(generator, codes: torch.Tensor, targets: torch.Tensor,
                    masks: torch.Tensor | None, net) -> dict[str, float]:
     """G(codes) against ``targets``: PSNR and ST-LPIPS over the visible texels."""
-    from lift.inversion.encoder import render
-
     images = render(generator, codes.float())
     m = None if masks is None else (masks >= 0.5).float()
     psnr = masked_psnr(images, targets, m)
@@ -295,7 +291,6 @@ def evaluate_stages(run_dir: Path, seeds: Sequence[int], source, *, samples: int
                     f"[{secs:.0f} s]")
         sample = torch.randn(256, generator.z_dim, generator=torch.Generator().manual_seed(seed))
         inv["w_samples"] = code_distances(generator.map(sample).detach(), w_mean, w_std)
-        from lift.inversion.encoder import render
         inv["grid"] = _save(torch.cat([phone[:8] * (masks[:8] >= 0.5),
                                        render(generator, codes[:8].float())]),
                             images_dir / f"inversion_seed{seed}.png")
