@@ -143,11 +143,11 @@ class ResidualUpsampler(Upsampler):
             and phone is not None else torch.zeros_like(up)
         return up + self.refine(torch.cat([up, detail], 1))
 
-    def training_losses(self, low_res, high_res, phone):
+    def training_losses(self, low_res, high_res, phone, *, mask=None):
         return {"l2": (self._forward(low_res, phone) - high_res).square().mean()}
 
-    def upsample(self, low_res, phone=None, *, generator=None, tile_size=None, tile_overlap=0,
-                 num_inference_steps=None):
+    def upsample(self, low_res, phone=None, *, mask=None, generator=None, tile_size=None,
+                 tile_overlap=0, num_inference_steps=None):
         return self._forward(low_res, phone).clamp(0, 1)
 
 

@@ -71,11 +71,11 @@ class DarkerUpsampler(Upsampler):
         return F.interpolate(low_res, scale_factor=self.scale_factor, mode="bicubic",
                              align_corners=False) - self.offset
 
-    def training_losses(self, low_res, high_res, phone):
+    def training_losses(self, low_res, high_res, phone, *, mask=None):
         return {"l2": (self._up(low_res) - high_res).square().mean()}
 
-    def upsample(self, low_res, phone=None, *, generator=None, tile_size=None, tile_overlap=0,
-                 num_inference_steps=None):
+    def upsample(self, low_res, phone=None, *, mask=None, generator=None, tile_size=None,
+                 tile_overlap=0, num_inference_steps=None):
         return self._up(low_res).clamp(0, 1)
 
 

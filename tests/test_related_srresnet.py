@@ -50,6 +50,14 @@ def test_untrained_it_is_the_bicubic_upsampling_plus_the_phone_gradient():
         _tiny(conditioning="inference")
     with pytest.raises(ValueError, match="needs the phone texture"):
         cond.upsample(low)
+    # the masked option: G(I_phone) only over the seen texels, eroded by 1
+    mask = torch.ones(2, 1, R, R)
+    mask[..., 4:10, 4:10] = 0
+    masked = _tiny(gradient_operator=op, conditioning="train+inference", gradient_mask_erosion=1)
+    keep = torch.ones(2, 1, R, R)
+    keep[..., 3:11, 3:11] = 0
+    torch.testing.assert_close(masked.upsample(low, phone, mask=mask),
+                               (bicubic + op(phone) * keep).clamp(0, 1))
 
 
 def test_loss_terms_are_what_training_losses_returns():

@@ -13,6 +13,8 @@ from lift_resshift.scheduler import ResShiftScheduler
 from lift_resshift.tiling import edge_ramp, tile_starts
 from lift_resshift.upsampler import ResShift
 
+from lift.components.upsampler import check_mask_erosion, eroded_mask
+
 
 def make(conditioning="train+inference", denoiser=None, autoencoder=None, steps=15, **kw):
     torch.manual_seed(0)
@@ -116,6 +118,49 @@ def test_conditioning_needs_an_operator_and_the_phone():
         up.training_losses(lr, hr, None)
     vanilla = make("none")
     assert vanilla.upsample(lr, None, generator=torch.Generator().manual_seed(0)).shape == hr.shape
+
+
+def test_eroded_mask_by_hand():
+    mask = torch.ones(1, 1, 7, 7)
+    mask[..., 3, 3] = 0  # one unseen texel
+    mask[..., 0, 6] = 0.4  # below 0.5: unseen
+    assert torch.equal(eroded_mask(mask, 0), (mask >= 0.5).float())
+    e1 = eroded_mask(mask, 1)
+    expected = torch.ones(7, 7)
+    expected[2:5, 2:5] = 0
+    expected[0:2, 5:7] = 0  # the border is no hole: the window is cut at the map's edge
+    assert torch.equal(e1[0, 0], expected)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="gradient_mask_erosion"):
+            check_mask_erosion(bad)
+
+
+def test_masked_gradient_condition_drops_the_holes_edges_and_keeps_the_rest():
+    lr, hr, phone = textures(b=1)
+    mask = torch.ones(1, 1, 32, 32)
+    mask[..., 8:16, 8:16] = 0
+    phone = phone * mask  # a hole, as the phone textures have them: a black square
+    op = Laplacian()
+    spy = Spy()
+    up = ResShift(spy, ResShiftScheduler(num_train_timesteps=2), IdentityAutoencoder(),
+                  gradient_operator=op, conditioning="train+inference", scale_factor=4,
+                  gradient_mask_erosion=2)
+    base = 2 * F.interpolate(lr, scale_factor=4, mode="bicubic") - 1
+    keep = eroded_mask(mask, 2)
+    assert keep[..., 6:18, 6:18].sum() == 0 and keep.sum() == 32 * 32 - 12 * 12
+    up.training_losses(lr, hr, phone, mask=mask)
+    assert torch.allclose(spy.conditions[-1], base + 2 * op(phone) * keep, atol=1e-6)
+    spy.conditions.clear()
+    up.upsample(lr, phone, mask=mask, generator=torch.Generator().manual_seed(0))
+    assert all(torch.allclose(c, base + 2 * op(phone) * keep, atol=1e-6)
+               for c in spy.conditions)
+    # the unmasked condition has the hole's edge in it; the masked one is y there
+    edge = (slice(None), slice(None), slice(6, 18), slice(6, 18))
+    assert (op(phone)[edge].abs() > 0.05).any()
+    assert torch.allclose(spy.conditions[-1][edge], base[edge], atol=1e-6)
+    # without a mask: an error naming the option, not a silent Eq. 13
+    with pytest.raises(ValueError, match="gradient_mask_erosion=2 needs the phone"):
+        up.training_losses(lr, hr, phone)
 
 
 def test_tile_geometry():

@@ -273,6 +273,46 @@ def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_
     assert recipe.methods["ours_z"].splits == ("paired_test",)
 
 
+def test_shipped_supplement_recipe_shares_the_ablation_units_and_ablates_one_thing_each(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "configs" / "run" / "supplement_cpu.yaml")
+    assert list(recipe.seeds) == [0] and {t["table"] for t in recipe.tables} == {5, 6, 7}
+    shared = ("prior/seed0", "invert/seed0", "invert_test/seed0", "translate_wplus/seed0",
+              "upsample_srresnet/seed0", "ours_srresnet/seed0/paired_test")
+    units = build_units(recipe, tmp_path / "a")
+    resolve([u for u in units if u.key.startswith("translate_") or u.key in shared],
+            tmp_path / "a")
+    base = build_units(load_recipe(ROOT / "configs" / "run" / "ablations_cpu_seed0.yaml"),
+                       tmp_path / "b")
+    resolve([u for u in base if u.key in shared], tmp_path / "b")
+    fp = {u.key: u.fingerprint for u in units}
+    # the copied run directory's units are skipped: same fingerprints in another directory
+    for key in shared:
+        assert fp[key] == next(u.fingerprint for u in base if u.key == key), key
+    ref = yaml.safe_load(next(u for u in units if u.key == "translate_wplus/seed0").resolved)
+
+    def leaves(d, prefix=""):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                yield from leaves(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            yield prefix, d
+
+    ref_leaves = dict(leaves(ref))
+    expected = {"freeze0": {"model.init_args.translator.init_args.freeze_resolution": 0},
+                "freeze16": {"model.init_args.translator.init_args.freeze_resolution": 16},
+                "without_paired": {"model.init_args.loss_weights.paired": 0.0},
+                "without_prior_lpips": {"model.init_args.loss_weights.lpips_prior": 0.0},
+                "without_faceid": {"model.init_args.loss_weights.faceid": 0.0}}
+    for variant, changes in expected.items():
+        got = dict(leaves(yaml.safe_load(
+            next(u for u in units if u.key == f"translate_wplus_{variant}/seed0").resolved)))
+        diff = {k: got.get(k) for k in set(got) | set(ref_leaves)
+                if got.get(k) != ref_leaves.get(k) and k != "trainer.default_root_dir"}
+        assert diff == changes, variant
+
+
 def test_a_null_stage_or_method_removes_the_inherited_one(tmp_path, toy):
     base = write_recipe(tmp_path / "base.yaml", toy_recipe(toy))
     child = tmp_path / "child.yaml"

@@ -187,8 +187,10 @@ def invert_codes(generator, settings, stems: Sequence[str], images: torch.Tensor
 
 @torch.no_grad()
 def upsampler_quality(upsampler, studio: torch.Tensor, phone: torch.Tensor, resolution: int,
-                      net, seed: int = 0, bf16: bool = False) -> dict[str, Any]:
-    """``upsampler`` (None: bicubic) on the area-downsampled ``studio`` textures."""
+                      net, seed: int = 0, bf16: bool = False,
+                      mask: torch.Tensor | None = None) -> dict[str, Any]:
+    """``upsampler`` (None: bicubic) on the area-downsampled ``studio`` textures; ``mask``:
+    the phone textures' visibility (for upsamplers that mask their gradient condition)."""
     low = area(studio, resolution)
     start = time.perf_counter()
     if upsampler is None:
@@ -201,7 +203,8 @@ def upsampler_quality(upsampler, studio: torch.Tensor, phone: torch.Tensor, reso
         with autocast:
             for i in range(studio.shape[0]):
                 gen = torch.Generator().manual_seed(seed + i)
-                outs.append(upsampler.upsample(low[i:i + 1], phone[i:i + 1],
+                m = None if mask is None else mask[i:i + 1]
+                outs.append(upsampler.upsample(low[i:i + 1], phone[i:i + 1], mask=m,
                                                generator=gen).float().clamp(0, 1))
         out = torch.cat(outs)
     seconds = time.perf_counter() - start
@@ -299,13 +302,16 @@ def evaluate_stages(run_dir: Path, seeds: Sequence[int], source, *, samples: int
         res["inversion"] = inv
 
         _, studio = load_split(source, upsample_split, "studio", _size(source, upsample_split))
-        _, phone_hr = load_split(source, upsample_split, "phone", studio.shape[-1])
+        up_stems, phone_hr = load_split(source, upsample_split, "phone", studio.shape[-1])
+        mask_hr = torch.cat([area(source.load(s, "mask")[None].float(), studio.shape[-1])
+                             for s in up_stems])
         ups = {"bicubic": upsampler_quality(None, studio, phone_hr, r, net)}
         for name in upsamplers:
             ckpt = stages / name / f"seed{seed}" / "last.ckpt"
             if ckpt.is_file():
                 model = load_upsampler(str(ckpt)).eval()
-                ups[name] = upsampler_quality(model, studio, phone_hr, r, net, seed, bf16)
+                ups[name] = upsampler_quality(model, studio, phone_hr, r, net, seed, bf16,
+                                              mask=(mask_hr >= 0.5).float())
         shown = [studio[:4], ups["bicubic"]["outputs"]]
         shown += [v["outputs"] for k, v in ups.items() if k != "bicubic"]
         ups["grid"] = _save(torch.cat(shown), images_dir / f"upsampler_seed{seed}.png", 4)
@@ -371,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
                              "and in W+ with its settings (first seed)")
     parser.add_argument("--w-inversion-steps", type=int, default=None)
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast for the upsamplers")
+    parser.add_argument("--upsamplers", nargs="+", default=None, metavar="STAGE",
+                        help="the upsampler stages to score against bicubic (default: "
+                             "upsample_train_inference upsample_vanilla upsample_srresnet)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the other seeds of an existing stage_quality.json")
     args = parser.parse_args(argv)
@@ -391,8 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         spec = resolve_config(args.w_inversion)["model"]["init_args"]["settings"]
         if args.w_inversion_steps is not None:
             spec["init_args"]["schedule"]["init_args"]["steps"] = args.w_inversion_steps
+    extra = {} if args.upsamplers is None else {"upsamplers": tuple(args.upsamplers)}
     result = evaluate_stages(args.run_dir, seeds, recipe_source(recipe),
-                             samples=args.samples, w_inversion=spec, bf16=args.bf16)
+                             samples=args.samples, w_inversion=spec, bf16=args.bf16, **extra)
     folder = args.run_dir / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     old = folder / "stage_quality.json"

@@ -240,13 +240,14 @@ class PipelineModule(StageModule):
         return self.translator.translate_batch(low)
 
     def upsample(self, translated: torch.Tensor, phone: torch.Tensor,
-                 batch_idx: int) -> torch.Tensor:
-        """Î* at R (Eq. 14), or bicubic without an upsampler."""
+                 batch_idx: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Î* at R (Eq. 14), or bicubic without an upsampler; ``mask``: the phone's, at R."""
         if self.upsampler is None:
             return F.interpolate(translated, size=tuple(phone.shape[-2:]), mode="bicubic",
                                  align_corners=False).clamp(0, 1)
         return self.upsampler.upsample(
-            translated, phone, generator=self._generator(batch_idx), tile_size=self.tile_size,
+            translated, phone, mask=mask, generator=self._generator(batch_idx),
+            tile_size=self.tile_size,
             tile_overlap=self.tile_overlap, num_inference_steps=self.num_inference_steps)
 
     def transfer(self, phone: torch.Tensor, studio: torch.Tensor, mask: torch.Tensor | None,
@@ -268,7 +269,7 @@ class PipelineModule(StageModule):
         stems = [str(s) for s in batch["stem"]]
         self._check_size(phone)
         translated = self.translate(batch, stems)
-        studio = self.upsample(translated, phone, batch_idx)
+        studio = self.upsample(translated, phone, batch_idx, mask)
         out: dict[str, Any] = {"stem": stems, "translated": translated, "studio": studio}
         if self.colour_transform is not None:
             out.update(self.transfer(phone, studio, mask, batch.get("expressions") or {}))

@@ -109,7 +109,8 @@ class UpsamplingModule(StageModule):
         low = batch["low_res"] if "low_res" in batch else self.low_res(batch["studio"])
         phone = batch.get("phone")
         upsampled = self.ema_upsampler.upsample(
-            low, phone, generator=self._generator(batch_idx), tile_size=self.tile_size,
+            low, phone, mask=batch.get("mask"), generator=self._generator(batch_idx),
+            tile_size=self.tile_size,
             tile_overlap=self.tile_overlap, num_inference_steps=self.num_inference_steps)
         return {"low_res": low, "upsampled": upsampled}
 
@@ -117,7 +118,8 @@ class UpsamplingModule(StageModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         studio = batch["studio"]
-        terms = self.upsampler.training_losses(self.low_res(studio), studio, batch.get("phone"))
+        terms = self.upsampler.training_losses(self.low_res(studio), studio, batch.get("phone"),
+                                               mask=batch.get("mask"))
         return self.weighted_loss("diffusion", terms, batch)
 
     def _phase_terms(self, phase: str) -> frozenset[str]:

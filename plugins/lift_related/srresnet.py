@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from lift.components import GradientOperator, PerceptualDistance, Upsampler
-from lift.components.upsampler import check_conditioning, conditioned_input, uses_gradient
+from lift.components.upsampler import (check_conditioning, check_mask_erosion, conditioned_input,
+                                      uses_gradient)
 from lift_related.networks import SRResNetBody
 
 
@@ -50,13 +51,18 @@ class SRResNetUpsampler(Upsampler):
         gradient_operator: G of Eq. 13-14 (required unless ``conditioning`` is "none").
         conditioning: when G(I_phone) is added to y (Table 3 modes, module doc).
         distance: optional perceptual distance of the ``perceptual`` term.
+        gradient_mask_erosion: None: G(I_phone) everywhere (Eq. 13-14); k: only over the
+            phone's visible texels eroded by k (as ``ResShift``'s).
     """
 
     def __init__(self, scale_factor: int = 4, channels: int = 64, num_blocks: int = 16,
                  batch_norm: bool = False, gradient_operator: GradientOperator | None = None,
-                 conditioning: str = "none", distance: PerceptualDistance | None = None):
+                 conditioning: str = "none", distance: PerceptualDistance | None = None,
+                 gradient_mask_erosion: int | None = None):
         super().__init__()
         check_conditioning(conditioning, gradient_operator)
+        check_mask_erosion(gradient_mask_erosion)
+        self.gradient_mask_erosion = gradient_mask_erosion
         self.scale_factor = int(scale_factor)
         self.gradient_operator = gradient_operator
         self.conditioning = conditioning
@@ -71,12 +77,13 @@ class SRResNetUpsampler(Upsampler):
         """Whether G(I_phone) is added to y in ``phase`` ("train" or "sample")."""
         return uses_gradient(self.conditioning, phase)
 
-    def base(self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: str
-             ) -> torch.Tensor:
+    def base(self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: str,
+             mask: torch.Tensor | None = None) -> torch.Tensor:
         """y: bicubic(I_LR) at the output size (+ G(I_phone) where the mode says so)."""
         return conditioned_input(low_res, phone, scale_factor=self.scale_factor,
                                  gradient_operator=self.gradient_operator,
-                                 conditioning=self.conditioning, phase=phase)
+                                 conditioning=self.conditioning, phase=phase, mask=mask,
+                                 mask_erosion=self.gradient_mask_erosion)
 
     def forward(self, low_res: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Î* before the clamp, from I_LR and y (at the output size)."""
@@ -84,8 +91,9 @@ class SRResNetUpsampler(Upsampler):
         return y + self.tail(torch.cat([features, 2 * y - 1], dim=1))
 
     def training_losses(self, low_res: torch.Tensor, high_res: torch.Tensor,
-                        phone: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        y = self.base(low_res, phone, "train")
+                        phone: torch.Tensor | None, *, mask: torch.Tensor | None = None
+                        ) -> dict[str, torch.Tensor]:
+        y = self.base(low_res, phone, "train", mask)
         if y.shape != high_res.shape:
             raise ValueError(f"high_res {tuple(high_res.shape)} must be scale_factor="
                              f"{self.scale_factor} times low_res {tuple(low_res.shape)}")
@@ -97,11 +105,12 @@ class SRResNetUpsampler(Upsampler):
 
     @torch.no_grad()
     def upsample(self, low_res: torch.Tensor, phone: torch.Tensor | None = None, *,
-                 generator: torch.Generator | None = None, tile_size: int | None = None,
-                 tile_overlap: int = 0, num_inference_steps: int | None = None) -> torch.Tensor:
+                 mask: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 tile_size: int | None = None, tile_overlap: int = 0,
+                 num_inference_steps: int | None = None) -> torch.Tensor:
         """One pass (``generator`` and ``num_inference_steps`` are ignored: nothing is random,
         nothing iterates)."""
-        y = self.base(low_res, phone, "sample")
+        y = self.base(low_res, phone, "sample", mask)
         if tile_size is None or tile_size >= max(y.shape[-2:]):
             return self(low_res, y).clamp(0, 1)
         s = self.scale_factor

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from lift.components import GradientOperator, Upsampler
-from lift.components.upsampler import check_conditioning, conditioned_input, uses_gradient
+from lift.components.upsampler import (check_conditioning, check_mask_erosion, conditioned_input,
+                                      uses_gradient)
 from lift_resshift.autoencoder import Autoencoder
 from lift_resshift.denoiser import Denoiser
 from lift_resshift.scheduler import ResShiftScheduler
@@ -45,6 +46,9 @@ class ResShift(Upsampler):
         scale_factor: high-res size / low-res size (ResShift: 4).
         num_inference_steps: reverse steps at sampling (None: all T).
         clip_denoised: clamp the x_0 estimate to [-1,1] at sampling (pixel space).
+        gradient_mask_erosion: None adds G(I_phone) everywhere (Eq. 13-14 as written); an
+            integer k only over the phone's visible texels eroded by k (no hole edges; lift's
+            option, docs/upsampling.md).
     """
 
     def __init__(
@@ -57,9 +61,11 @@ class ResShift(Upsampler):
         scale_factor: int = 4,
         num_inference_steps: int | None = None,
         clip_denoised: bool = True,
+        gradient_mask_erosion: int | None = None,
     ):
         super().__init__()
         check_conditioning(conditioning, gradient_operator)
+        check_mask_erosion(gradient_mask_erosion)
         if scale_factor < 1:
             raise ValueError(f"scale_factor must be >= 1, got {scale_factor}")
         if denoiser.latent_channels != autoencoder.latent_channels:
@@ -76,6 +82,7 @@ class ResShift(Upsampler):
         self.scale_factor = scale_factor
         self.num_inference_steps = num_inference_steps
         self.clip_denoised = clip_denoised
+        self.gradient_mask_erosion = gradient_mask_erosion
         self.loss_terms = ("mse", "autoencoder") if autoencoder.trainable else ("mse",)
 
     # --- the input y (Eq. 13-14) ---------------------------------------------------------------
@@ -84,12 +91,14 @@ class ResShift(Upsampler):
         return uses_gradient(self.conditioning, phase)
 
     def degraded_input(
-        self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: Phase
+        self, low_res: torch.Tensor, phone: torch.Tensor | None, phase: Phase,
+        mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """y in texture units [B,3,H,W]: up(I_LR) (+ G(I_phone)), I_LR* of Eq. 13-14."""
         return conditioned_input(low_res, phone, scale_factor=self.scale_factor,
                                  gradient_operator=self.gradient_operator,
-                                 conditioning=self.conditioning, phase=phase)
+                                 conditioning=self.conditioning, phase=phase, mask=mask,
+                                 mask_erosion=self.gradient_mask_erosion)
 
     def _condition(self, y_image: torch.Tensor, latent_size: torch.Size) -> torch.Tensor:
         """The network's concatenated condition: y in [-1,1] at the latent's size."""
@@ -105,10 +114,11 @@ class ResShift(Upsampler):
         high_res: torch.Tensor,
         phone: torch.Tensor | None,
         *,
+        mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
         """{"mse": ||f(x_t, y, t) - x_0||^2} at uniform t (x_0 prediction, plain MSE)."""
-        y = self.degraded_input(low_res, phone, "train")
+        y = self.degraded_input(low_res, phone, "train", mask)
         if y.shape != high_res.shape:
             raise ValueError(f"high_res {tuple(high_res.shape)} must be scale_factor="
                              f"{self.scale_factor} times low_res {tuple(low_res.shape)}")
@@ -137,6 +147,7 @@ class ResShift(Upsampler):
         low_res: torch.Tensor,
         phone: torch.Tensor | None = None,
         *,
+        mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         tile_size: int | None = None,
         tile_overlap: int = 32,
@@ -148,7 +159,7 @@ class ResShift(Upsampler):
         on overlapping tiles (see ``lift_resshift.tiling``). Noise is drawn full-size from
         ``generator`` (on the CPU, then moved), so results depend only on the seed.
         """
-        y_image = 2 * self.degraded_input(low_res, phone, "sample") - 1
+        y_image = 2 * self.degraded_input(low_res, phone, "sample", mask) - 1
         zy = self.autoencoder.encode(y_image)
         cond = self._condition(y_image, zy.shape[-2:])
         sched = self.scheduler
