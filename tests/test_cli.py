@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from config_leaves import leaves
 
 from lift.cli import _pop_disable_flag, main
 from lift.config_compose import resolve_config
@@ -107,13 +108,6 @@ def test_overlay_changes_only_its_keys(overlay, capsys):
     plain = _compose(capsys, sub, base)
     changed = _compose(capsys, sub, base, overlay)
     assert plain != changed, f"{overlay} changes nothing"
-
-    def leaves(d, prefix=""):
-        if isinstance(d, dict):
-            for k, v in d.items():
-                yield from leaves(v, f"{prefix}.{k}" if prefix else k)
-        else:
-            yield prefix, d
 
     overlay_keys = {k for k, _ in leaves(yaml.safe_load(overlay.read_text()))}
     a, b = dict(leaves(plain)), dict(leaves(changed))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from config_leaves import leaves
 
 from lift.cli import TOP_HELP, main
 from lift.run.fingerprint import print_config
@@ -291,13 +292,6 @@ def test_shipped_supplement_recipe_shares_the_ablation_units_and_ablates_one_thi
     for key in shared:
         assert fp[key] == next(u.fingerprint for u in base if u.key == key), key
     ref = yaml.safe_load(next(u for u in units if u.key == "translate_wplus/seed0").resolved)
-
-    def leaves(d, prefix=""):
-        if isinstance(d, dict):
-            for k, v in d.items():
-                yield from leaves(v, f"{prefix}.{k}" if prefix else k)
-        else:
-            yield prefix, d
 
     ref_leaves = dict(leaves(ref))
     expected = {"freeze0": {"model.init_args.translator.init_args.freeze_resolution": 0},
