@@ -311,7 +311,7 @@ def evaluate_stages(run_dir: Path, seeds: Sequence[int], source, *, samples: int
             if ckpt.is_file():
                 model = load_upsampler(str(ckpt)).eval()
                 ups[name] = upsampler_quality(model, studio, phone_hr, r, net, seed, bf16,
-                                              mask=(mask_hr >= 0.5).float())
+                                              mask=mask_hr)
         shown = [studio[:4], ups["bicubic"]["outputs"]]
         shown += [v["outputs"] for k, v in ups.items() if k != "bicubic"]
         ups["grid"] = _save(torch.cat(shown), images_dir / f"upsampler_seed{seed}.png", 4)
