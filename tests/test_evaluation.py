@@ -147,6 +147,56 @@ def test_mean_and_sample_std_over_two_seeds(tmp_path, source):
     assert stat["std"] == pytest.approx(abs(values[0] - values[1]) / math.sqrt(2), abs=1e-3)
 
 
+def test_seeds_scored_elsewhere_join_the_table_through_scores_from(tmp_path, source):
+    offsets = {0: 0.1, 1: 0.05, 2: 0.02}
+    table = {"table": 1, "split": "paired_test", "metrics": ["psnr", "ssim"],
+             "rows": {"ours": "m"}}
+    both = tmp_path / "both"  # every seed in one run directory: the reference
+    for seed, offset in offsets.items():
+        for stem in PAIRED:
+            write_prediction(both, "m", seed, stem, source.load(stem, "studio") + offset)
+    reference = evaluate_run(both, _recipe([table], seeds=[0, 1, 2]), source=source)[1]
+    early = tmp_path / "early"  # seeds 0-1 on one machine, seed 2 on another
+    late = tmp_path / "late"
+    for seed, offset in offsets.items():
+        for stem in PAIRED:
+            write_prediction(early if seed < 2 else late, "m", seed, stem,
+                             source.load(stem, "studio") + offset)
+    evaluate_run(early, _recipe([table], seeds=[0, 1]), source=source)
+    record = early / "tables" / "evaluation.json"
+    merged = evaluate_run(late, _recipe([table], seeds=[0, 1, 2]), source=source,
+                          scores_from=[record])[1]
+    for metric in ("psnr", "ssim"):
+        for key in ("mean", "std", "n"):
+            assert merged["rows"]["ours"][metric][key] == pytest.approx(
+                reference["rows"]["ours"][metric][key], abs=1e-9)
+    assert merged["rows"]["ours"]["psnr"]["n"] == 3
+    saved = json.loads((late / "tables" / "evaluation.json").read_text())
+    assert saved["scores_from"] == [str(record)]
+    notes = saved["tables"]["1"]["notes"]
+    assert any("m seed 0 paired_test: scores taken from" in n for n in notes)
+    # The same through the recipe key, and a seed that no file holds is a missing prediction.
+    recipe = _recipe([table], seeds=[0, 1, 2, 3])
+    recipe["evaluation"] = {"scores_from": [str(record)]}
+    with pytest.raises(EvaluationError, match="missing prediction") as info:
+        evaluate_run(late, recipe, source=source)
+    assert "seed3" in str(info.value) and "seed0" not in str(info.value)
+    # Scores of other test data are refused, naming the file.
+    other = json.loads(record.read_text())
+    other["source"] = "another data set"
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(EvaluationError, match="other.json scored other test data"):
+        evaluate_run(late, _recipe([table], seeds=[0, 1, 2]), source=source,
+                     scores_from=[tmp_path / "other.json"])
+    # ... and so are scores computed with another metric spec.
+    other = json.loads(record.read_text())
+    other["metrics"]["psnr"]["spec"] = {"class_path": "somewhere.Else"}
+    (tmp_path / "spec.json").write_text(json.dumps(other))
+    with pytest.raises(EvaluationError, match="metric psnr was computed with"):
+        evaluate_run(late, _recipe([table], seeds=[0, 1, 2]), source=source,
+                     scores_from=[tmp_path / "spec.json"])
+
+
 def test_faceid_table_on_the_unpaired_split_is_masked(tmp_path, source):
     run = tmp_path / "run"
     for stem in UNPAIRED:

@@ -184,3 +184,16 @@ def test_svg_plot_and_csv_reader_helpers(tmp_path):
     assert read_metrics_csv(path) == {"a": [(0.0, 1.5)]}  # step/epoch are the x axis
     with pytest.raises(ValueError, match="inside the texture"):
         check_crops({"eyes": [0.9, 0.1, 0.2, 0.2]})
+
+
+def test_the_default_seed_shown_is_the_first_with_predictions_here(report, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(report[0], run)
+    # seed 3 was scored elsewhere (evaluation's scores_from): this directory has only seed 0.
+    html = write_report(run, {**RECIPE, "seeds": [3, 0]}, source=TinySource()).read_text()
+    assert "predictions of seed 0" in html and "predictions of seed 3" not in html
+    html = write_report(run, {**RECIPE, "seeds": [3, 0], "report": {"seed": 3}},
+                        source=TinySource()).read_text()
+    assert "predictions of seed 3" in html  # an explicit seed is kept

@@ -272,6 +272,14 @@ def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_
     assert "cut_diffusion" not in recipe.methods and "cut_diffusion" in load_recipe(
         QUICKSTART).methods
     assert recipe.methods["ours_z"].splits == ("paired_test",)
+    # The per-session shards are the same units of the same run directory.
+    for name, seeds in (("ablations_cpu_seed0", ["seed0"]),
+                        ("ablations_cpu_seeds01", ["seed0", "seed1"]),
+                        ("ablations_cpu_seeds12", ["seed1", "seed2"])):
+        shard = load_recipe(ROOT / "configs" / "run" / f"{name}.yaml")
+        assert shard.name == recipe.name, name
+        keys = [u.key for u in build_units(shard, tmp_path / "run")]
+        assert keys == [u.key for u in units if u.key.split("/")[1] in seeds], name
 
 
 def test_shipped_supplement_recipe_shares_the_ablation_units_and_ablates_one_thing_each(

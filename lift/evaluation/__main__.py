@@ -1,4 +1,5 @@
-"""``python -m lift.evaluation RUN_DIR [--recipe configs/run/<name>.yaml] [--report]``."""
+"""``python -m lift.evaluation RUN_DIR [--recipe configs/run/<name>.yaml] [--report]
+[--scores-from earlier/evaluation.json ...]``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the run recipe (default: the run directory's recipe.yaml or "
                              "run.json's 'recipe')")
     parser.add_argument("--report", action="store_true", help="also write report/index.html")
+    parser.add_argument("--scores-from", type=Path, action="append", default=[], metavar="JSON",
+                        help="an earlier tables/evaluation.json whose per-stem scores stand in "
+                             "for the (method, seed, split)s that have no predictions in RUN_DIR "
+                             "(seeds run elsewhere); repeatable")
     args = parser.parse_args(argv)
 
     from lift.config_compose import ConfigComposeError
@@ -25,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         recipe = load_recipe(args.recipe, args.run_dir)
-        tables = evaluate_run(args.run_dir, recipe)
+        tables = evaluate_run(args.run_dir, recipe, scores_from=args.scores_from)
     except (EvaluationError, ConfigComposeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -12,6 +12,12 @@ Inputs (see docs/run.md, "Evaluation"):
 
 Outputs (atomic): ``run_dir/tables/table{N}.json|md|csv`` and ``run_dir/tables/evaluation.json``
 (per-stem and per-seed values, the metric specs used, notes, ordering counts).
+
+Seeds run elsewhere: ``scores_from`` (or ``recipe["evaluation"]["scores_from"]``) names earlier
+``evaluation.json`` files whose per-stem values stand in for a (method, seed, split) that has no
+prediction folder under ``run_dir``, so seeds trained on different machines or days make one
+table. They are taken only for the same test data (``source``) and the same metric specs, and
+every stem must be there; the tables' notes say which were taken from where.
 """
 
 from __future__ import annotations
@@ -82,11 +88,13 @@ def _check_tables(recipe: Mapping[str, Any]) -> list[dict]:
 
 
 def _check_predictions(run_dir: Path, tables: list[dict], seeds: list[int],
-                       stems: dict[str, list[str]]) -> None:
+                       stems: dict[str, list[str]], imported: frozenset = frozenset()) -> None:
     missing = []
     for t in tables:
         for row, method in t["rows"].items():
             for seed in seeds:
+                if (method, seed, t["split"]) in imported:
+                    continue
                 for stem in stems[t["split"]]:
                     path = prediction_path(run_dir, method, seed, stem)
                     if not path.is_file():
@@ -97,6 +105,54 @@ def _check_predictions(run_dir: Path, tables: list[dict], seeds: list[int],
         more = f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise EvaluationError(f"missing prediction: {len(missing)} file(s) absent:\n  "
                               f"{shown}{more}")
+
+
+def _read_scores(paths: list[Path], source_desc: str, metrics: MetricSet,
+                 wanted: dict[tuple[str, int, str], list[str]], stems: dict[str, list[str]],
+                 run_dir: Path) -> tuple[dict, dict]:
+    """(method, seed, split) -> metric -> stem -> value from earlier evaluation records, for
+    the keys of ``wanted`` that have no prediction folder under ``run_dir``; and key -> file."""
+    scores: dict[tuple[str, int, str], dict[str, dict[str, float]]] = {}
+    origin: dict[tuple[str, int, str], str] = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+            theirs, tables = record["source"], record["tables"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EvaluationError(f"evaluation.scores_from: {path} is not a readable "
+                                  f"evaluation.json ({exc})") from exc
+        if theirs != source_desc:
+            raise EvaluationError(f"evaluation.scores_from: {path} scored other test data "
+                                  f"({theirs}), not {source_desc}")
+        for table in tables.values():
+            split = table.get("split")
+            if split is None:
+                raise EvaluationError(f"evaluation.scores_from: {path} predates per-split "
+                                      f"records; score its predictions again")
+            for row, method in table.get("rows", {}).items():
+                for metric, by_seed in table.get("per_stem", {}).get(row, {}).items():
+                    for seed_key, by_stem in by_seed.items():
+                        key = (method, int(seed_key.removeprefix("seed")), split)
+                        if (key not in wanted or metric not in wanted[key]
+                                or origin.get(key, str(path)) != str(path)):
+                            continue  # not asked for, or an earlier file has it
+                        if (run_dir / "predictions" / method / seed_dir(key[1])).is_dir():
+                            continue  # predictions here: scored afresh
+                        spec = record.get("metrics", {}).get(metric, {}).get("spec")
+                        if metrics.get(metric).available and spec != metrics.get(metric).spec:
+                            raise EvaluationError(
+                                f"evaluation.scores_from: {path}: metric {metric} was computed "
+                                f"with {spec}, this evaluation uses {metrics.get(metric).spec}")
+                        scores.setdefault(key, {})[metric] = {k: float(v)
+                                                              for k, v in by_stem.items()}
+                        origin[key] = str(path)
+    complete = {}
+    for key, by_metric in scores.items():
+        names = [m for m in wanted[key] if metrics.get(m).available]
+        if all(m in by_metric and set(stems[key[2]]) <= set(by_metric[m]) for m in names):
+            complete[key] = {m: {st: by_metric[m][st] for st in stems[key[2]]} for m in names}
+    return complete, {k: origin[k] for k in complete}
 
 
 class _References:
@@ -180,11 +236,14 @@ def dumps(data: Any) -> str:
     return json.dumps(_json_value(data), indent=2, allow_nan=False) + "\n"
 
 
-def evaluate_run(run_dir: Path, recipe: dict, *, source=None) -> dict[int, dict]:
+def evaluate_run(run_dir: Path, recipe: dict, *, source=None,
+                 scores_from: list[Path] | None = None) -> dict[int, dict]:
     """Score every table of ``recipe`` on the predictions under ``run_dir`` and write
     ``run_dir/tables/``; returns ``{table number: the table's JSON object}``.
 
-    ``source`` (a :class:`~lift.data.TextureSource`) overrides ``recipe["evaluation"]["source"]``.
+    ``source`` (a :class:`~lift.data.TextureSource`) overrides ``recipe["evaluation"]["source"]``;
+    ``scores_from`` (earlier ``evaluation.json`` files) adds to ``recipe["evaluation"]
+    ["scores_from"]`` (see the module's docstring).
     """
     from lift.evaluation.tables import write_table_files
 
@@ -204,8 +263,6 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None) -> dict[int, dict]
         if not stems[t["split"]]:
             raise EvaluationError(f"table {t['table']}: split {t['split']} of "
                                   f"{source.describe()} has no stems")
-    _check_predictions(run_dir, tables, seeds, stems)
-
     metrics = MetricSet(evaluation.get("metrics"), device)
     refs = _References(source)
     notes: list[str] = []
@@ -216,10 +273,16 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None) -> dict[int, dict]
             for seed in seeds:
                 names = wanted.setdefault((method, seed, t["split"]), [])
                 names += [m for m in t["metrics"] if m not in names]
-    scores: dict[tuple[str, int, str], dict[str, dict[str, float]]] = {}
+    paths = [Path(p) for p in (evaluation.get("scores_from") or [])] + list(scores_from or [])
+    scores, origin = _read_scores(paths, source.describe(), metrics, wanted, stems, run_dir)
+    _check_predictions(run_dir, tables, seeds, stems, frozenset(scores))
     for (method, seed, split), names in wanted.items():
-        scores[(method, seed, split)] = _score(run_dir, method, seed, split, stems[split], names,
-                                               metrics, refs, device, notes)
+        if (method, seed, split) not in scores:
+            scores[(method, seed, split)] = _score(run_dir, method, seed, split, stems[split],
+                                                   names, metrics, refs, device, notes)
+    for (method, seed, split), path in sorted(origin.items()):
+        notes.append(f"{method} seed {seed} {split}: scores taken from {path} (no predictions "
+                     f"in this run directory)")
 
     results: dict[int, dict] = {}
     record_tables = {}
@@ -261,7 +324,7 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None) -> dict[int, dict]
         table_notes += [n for n in notes if n.split(" ")[0] in set(t["rows"].values())
                         and f" {split}:" in n]
         record_tables[number] = {
-            "rows": t["rows"], "per_seed": per_seed, "notes": table_notes,
+            "split": split, "rows": t["rows"], "per_seed": per_seed, "notes": table_notes,
             "per_stem": {row: {m: {seed_dir(s): scores[(method, s, split)][m] for s in seeds}
                                for m in t["metrics"] if built[m].available}
                          for row, method in t["rows"].items()},
@@ -274,6 +337,7 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None) -> dict[int, dict]
         "metrics": {name: {"label": b.label, "spec": b.spec, "missing": b.missing,
                            "notes": b.notes} for name, b in metrics.built().items()},
         "std": "sample standard deviation over seeds (n - 1); 0 with one seed",
+        "scores_from": sorted({str(p) for p in origin.values()}),
         "tables": record_tables,
         "paper_orderings": paper_data.ordering_counts(),
     }

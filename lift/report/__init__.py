@@ -72,7 +72,8 @@ def write_report(run_dir: Path, recipe: dict, *, source=None) -> Path:
     page. ``recipe`` keys: ``seeds``, ``profile``, ``name``, ``tables`` (which methods are
     shown per split), ``evaluation.source`` (the test textures; ``source`` overrides it) and
     the optional ``report`` block: ``crops`` ``{name: [top, left, height, width]}`` in
-    fractions of the texture, ``seed`` (whose predictions are shown, default the first),
+    fractions of the texture, ``seed`` (whose predictions are shown, default the first
+    that has predictions in ``run_dir``),
     ``max_subjects``, ``image_size`` (px, default 256), ``crop_size`` (px, default 96).
     """
     from lift.atomic import atomic_write_text
@@ -89,7 +90,9 @@ def write_report(run_dir: Path, recipe: dict, *, source=None) -> Path:
     options = _options(recipe)
     crops = check_crops(options.get("crops"))
     seeds = [int(s) for s in (recipe.get("seeds") or [0])]
-    seed = int(options.get("seed", seeds[0]))
+    # Default: the first seed with predictions here (seeds scored elsewhere have none).
+    present = [s for s in seeds if any((run_dir / "predictions").glob(f"*/seed{s}"))]
+    seed = int(options.get("seed", (present or seeds)[0]))
     name = recipe.get("name") or run_dir.name
 
     tables_html, _tables, evaluation = tables_section(run_dir)
