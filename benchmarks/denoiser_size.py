@@ -65,8 +65,10 @@ def train(variant: str, budget_s: int, profile: str, out: Path) -> dict:
     wall, cpu = time.perf_counter() - t0, _children_cpu() - c0
     if proc.returncode:
         raise SystemExit(f"{variant}: lift fit failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    from lift.checkpoints import read_checkpoint
+
     ckpt = out / "last.ckpt"
-    steps = int(torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"])
+    steps = int(read_checkpoint(ckpt)["global_step"])
     return {"checkpoint": ckpt, "steps": steps, "fit_wall_s": wall, "fit_cpu_s": cpu}
 
 

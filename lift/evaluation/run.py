@@ -107,52 +107,59 @@ def _check_predictions(run_dir: Path, tables: list[dict], seeds: list[int],
                               f"{shown}{more}")
 
 
+def _read_record(path: Path, source_desc: str) -> tuple[dict, dict]:
+    """An earlier evaluation.json as (method, seed, split) -> metric -> stem -> value, and its
+    metric specs."""
+    try:
+        record = json.loads(path.read_text())
+        theirs, tables = record["source"], record["tables"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EvaluationError(f"evaluation.scores_from: {path} is not a readable "
+                              f"evaluation.json ({exc})") from exc
+    if theirs != source_desc:
+        raise EvaluationError(f"evaluation.scores_from: {path} scored other test data "
+                              f"({theirs}), not {source_desc}")
+    out: dict[tuple[str, int, str], dict[str, dict[str, float]]] = {}
+    for table in tables.values():
+        if "split" not in table:
+            raise EvaluationError(f"evaluation.scores_from: {path} predates per-split "
+                                  f"records; score its predictions again")
+        for row, method in table.get("rows", {}).items():
+            for metric, by_seed in table.get("per_stem", {}).get(row, {}).items():
+                for seed_key, by_stem in by_seed.items():
+                    key = (method, int(seed_key.removeprefix("seed")), table["split"])
+                    out.setdefault(key, {})[metric] = {k: float(v) for k, v in by_stem.items()}
+    specs = {m: v.get("spec") for m, v in record.get("metrics", {}).items()}
+    return out, specs
+
+
 def _read_scores(paths: list[Path], source_desc: str, metrics: MetricSet,
                  wanted: dict[tuple[str, int, str], list[str]], stems: dict[str, list[str]],
                  run_dir: Path) -> tuple[dict, dict]:
     """(method, seed, split) -> metric -> stem -> value from earlier evaluation records, for
-    the keys of ``wanted`` that have no prediction folder under ``run_dir``; and key -> file."""
+    the keys of ``wanted`` that have no prediction folder under ``run_dir`` (the first file
+    that holds every stem of every metric asked for wins); and key -> file."""
+    records = [(str(p), *_read_record(Path(p), source_desc)) for p in paths]
     scores: dict[tuple[str, int, str], dict[str, dict[str, float]]] = {}
     origin: dict[tuple[str, int, str], str] = {}
-    for path in paths:
-        path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-            theirs, tables = record["source"], record["tables"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise EvaluationError(f"evaluation.scores_from: {path} is not a readable "
-                                  f"evaluation.json ({exc})") from exc
-        if theirs != source_desc:
-            raise EvaluationError(f"evaluation.scores_from: {path} scored other test data "
-                                  f"({theirs}), not {source_desc}")
-        for table in tables.values():
-            split = table.get("split")
-            if split is None:
-                raise EvaluationError(f"evaluation.scores_from: {path} predates per-split "
-                                      f"records; score its predictions again")
-            for row, method in table.get("rows", {}).items():
-                for metric, by_seed in table.get("per_stem", {}).get(row, {}).items():
-                    for seed_key, by_stem in by_seed.items():
-                        key = (method, int(seed_key.removeprefix("seed")), split)
-                        if (key not in wanted or metric not in wanted[key]
-                                or origin.get(key, str(path)) != str(path)):
-                            continue  # not asked for, or an earlier file has it
-                        if (run_dir / "predictions" / method / seed_dir(key[1])).is_dir():
-                            continue  # predictions here: scored afresh
-                        spec = record.get("metrics", {}).get(metric, {}).get("spec")
-                        if metrics.get(metric).available and spec != metrics.get(metric).spec:
-                            raise EvaluationError(
-                                f"evaluation.scores_from: {path}: metric {metric} was computed "
-                                f"with {spec}, this evaluation uses {metrics.get(metric).spec}")
-                        scores.setdefault(key, {})[metric] = {k: float(v)
-                                                              for k, v in by_stem.items()}
-                        origin[key] = str(path)
-    complete = {}
-    for key, by_metric in scores.items():
-        names = [m for m in wanted[key] if metrics.get(m).available]
-        if all(m in by_metric and set(stems[key[2]]) <= set(by_metric[m]) for m in names):
-            complete[key] = {m: {st: by_metric[m][st] for st in stems[key[2]]} for m in names}
-    return complete, {k: origin[k] for k in complete}
+    for key, names in wanted.items():
+        method, seed, split = key
+        if not records or (run_dir / "predictions" / method / seed_dir(seed)).is_dir():
+            continue  # predictions here: scored afresh
+        names = [m for m in names if metrics.get(m).available]
+        for path, held, specs in records:
+            have = held.get(key, {})
+            if not all(m in have and set(stems[split]) <= set(have[m]) for m in names):
+                continue
+            for m in names:
+                if specs.get(m) != metrics.get(m).spec:
+                    raise EvaluationError(
+                        f"evaluation.scores_from: {path}: metric {m} was computed with "
+                        f"{specs.get(m)}, this evaluation uses {metrics.get(m).spec}")
+            scores[key] = {m: {st: have[m][st] for st in stems[split]} for m in names}
+            origin[key] = path
+            break
+    return scores, origin
 
 
 class _References:
