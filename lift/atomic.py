@@ -16,8 +16,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The temporary file keeps ``path``'s suffix, so writers that choose a format by
     extension (OpenCV, safetensors, torch.save) work unchanged; its name starts with a dot
     (``.<stem>.<random>.tmp<suffix>``), which lift's folder readers skip, so a temporary left
-    by a killed process is never read as a result. After the rename the directory is synced
-    too (best effort), so the new entry survives a power cut.
+    by a killed process is never read as a result. The result gets the permissions a plain
+    ``open(path, "w")`` would give it (``path``'s own if it exists, else 0o666 less the
+    umask), not ``mkstemp``'s private 0o600. After the rename the directory is synced too
+    (best effort), so the new entry survives a power cut.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -29,11 +31,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:  # flush to disk before the rename
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, _mode_for(target))
         os.replace(tmp_path, target)
         _fsync_dir(target.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _mode_for(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask would, racing other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:
