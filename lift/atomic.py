@@ -48,12 +48,13 @@ def _mode_for(target: Path) -> int:
 
 def _umask() -> int:
     try:  # Linux: read it without changing it (os.umask would, racing other threads)
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        status = ""
+    for line in status.splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore
     os.umask(mask)
     return mask
 

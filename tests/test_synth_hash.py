@@ -17,8 +17,8 @@ blur's edge cases) and every profile's subject and split plan.
    version, CPU model and ATen vector capability) and skipped elsewhere with the key printed.
 2. Everywhere: every label, dtype and shape exactly, and per tensor its mean, standard
    deviation, a ramp-weighted mean (catches shifts) and the mean of its odd elements, within
-   :data:`ATOL` of ``tests/data/synth_fingerprints.json``. Measured between two kernel builds
-   on one CPU these moved by at most 8e-8 (ATOL is 1e-5); one mask pixel of a 256x256 map moves a mean by
+   :data:`ATOL` (1e-5) of ``tests/data/synth_fingerprints.json``. Between two kernel builds
+   on one CPU these moved by at most 8e-8; one mask pixel of a 256x256 map moves a mean by
    1.5e-5, a new random stream by about 1e-2.
 
 After a torch upgrade, re-record both from an unchanged generator (``python
@@ -32,11 +32,13 @@ import hashlib
 import json
 import platform
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 
+from inversion_helpers import single_thread
 from lift.data.sources import SPLIT_KEYS, SPLITS, SyntheticSource
 from lift.data.synth import (PROFILES, SynthProfile, TextureSynthesizer, _blur, iter_samples, split_plan,
                              subject_plan)
@@ -75,10 +77,6 @@ class Recorder:
         self.hash = hashlib.sha256()
         self.plans = hashlib.sha256()  # the pure-Python parts, equal on every platform
         self.prints: dict[str, list] = {}
-
-    @property
-    def plans_digest(self) -> str:
-        return self.plans.hexdigest()
 
     def bytes(self, b: bytes) -> None:
         self.hash.update(b)
@@ -151,12 +149,8 @@ def extra_record() -> Recorder:
 
 @pytest.fixture(scope="module")
 def records():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as recorded (the generator itself also runs on one thread)
-    try:
+    with contextmanager(single_thread)():  # as recorded; one pass serves both tests
         yield {"quickstart": quickstart_record(), "extra": extra_record()}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_plans_and_fingerprints_match_within_rounding(records):
@@ -168,7 +162,7 @@ def test_plans_and_fingerprints_match_within_rounding(records):
             assert (dtype, shape) == (w_dtype, w_shape), label
             for name, got, exp in zip(STATS, stats, w_stats):
                 assert abs(got - exp) <= ATOL, f"{part} {label} {name}: {got!r} != {exp!r}"
-    assert records["extra"].plans_digest == want["extra_plans"]
+    assert records["extra"].plans.hexdigest() == want["extra_plans"]
 
 
 def test_bit_for_bit_on_a_recorded_platform(records):
@@ -176,7 +170,8 @@ def test_bit_for_bit_on_a_recorded_platform(records):
     if key not in RECORDED:
         pytest.skip(f"digests not recorded for {key} (rounding differs across CPUs; "
                     "the fingerprint test covers this platform)")
-    assert (records["quickstart"].hash.hexdigest(), records["extra"].hash.hexdigest()) == RECORDED[key]
+    got = records["quickstart"].hash.hexdigest(), records["extra"].hash.hexdigest()
+    assert got == RECORDED[key]
 
 
 if __name__ == "__main__":
@@ -188,5 +183,5 @@ if __name__ == "__main__":
     if "--record" in sys.argv:
         FINGERPRINTS.parent.mkdir(exist_ok=True)
         FINGERPRINTS.write_text(json.dumps({"quickstart": q.prints, "extra": e.prints,
-                                            "extra_plans": e.plans_digest}, indent=0) + "\n")
+                                            "extra_plans": e.plans.hexdigest()}, indent=0) + "\n")
         print("wrote", FINGERPRINTS)
