@@ -293,6 +293,9 @@ class StageCheckpoint(ModelCheckpoint):
       epoch-end save) runs only every few epochs. With ``monitor=None`` the top-k file is
       refreshed too; with a monitor it is left to the validation-time saves.
     * ``every_n_train_steps=N`` saves every N optimiser steps, independent of validation.
+      A module that makes several optimiser steps a batch (the GAN stages: G, D and the lazy
+      regularisers) can step over a multiple of N; the save then happens at the first batch
+      past it (Lightning's own rule, ``global_step % N == 0``, would skip it).
       Default ``None``: saves at epoch ends (Lightning's rule: after each validation when
       ``check_val_every_n_epoch != 1``) and at the end of training.
     * Independently of those, ``last.ckpt`` alone is refreshed during training whenever
@@ -329,6 +332,7 @@ class StageCheckpoint(ModelCheckpoint):
         self.last_every_seconds = last_every_seconds
         self._last_saved_time = time.monotonic()
         self._rng_to_restore: dict[str, Any] | None = None
+        self._previous_step = 0  # global_step after the previous batch
 
     def _use_root_dir(self, trainer: pl.Trainer) -> None:
         if self.dirpath is None:
@@ -374,6 +378,7 @@ class StageCheckpoint(ModelCheckpoint):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self._last_saved_time = time.monotonic()
+        self._previous_step = trainer.global_step
         if trainer.ckpt_path and trainer.global_step > 0:
             # resumed from a checkpoint of this step: the step interval continues from it (as
             # in the uninterrupted run), and the same step is not saved again
@@ -397,6 +402,7 @@ class StageCheckpoint(ModelCheckpoint):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._save_stepped_over(trainer)
         if not self.save_last or (self.last_every_n_train_steps is None
                                   and self.last_every_seconds is None):
             return
@@ -409,6 +415,21 @@ class StageCheckpoint(ModelCheckpoint):
             # save one batch later, at the next epoch's first batch.
             return
         self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_stepped_over(self, trainer: pl.Trainer) -> None:
+        """The ``every_n_train_steps`` save for a batch that stepped over a multiple of N."""
+        n, step, previous = self._every_n_train_steps, trainer.global_step, self._previous_step
+        self._previous_step = step
+        if n < 1 or step % n == 0 or step // n == previous // n:
+            return  # Lightning's rule has it (or no multiple was passed)
+        if self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor is not None and self.monitor not in candidates:
+            self._defer_save_until_validation = True
+            return
+        self._save_topk_checkpoint(trainer, candidates)
+        self._save_last_checkpoint(trainer, candidates)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         super()._save_checkpoint(trainer, filepath)

@@ -103,3 +103,34 @@ def test_plain_model_checkpoint_writes_last_under_fast_dev_run(tmp_path):
     trainer = _trainer(root, ModelCheckpoint(dirpath=root, save_last=True), fast_dev_run=True)
     trainer.fit(TinyRegressor(), TinyData())
     assert (root / "last.ckpt").exists()
+
+
+class ThreeStepsABatch(TinyRegressor):
+    """Manual optimisation with three optimiser steps a batch, as the GAN stages make."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        for _ in range(3):
+            loss = (self.layer(batch["x"]) - batch["y"]).square().mean()
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_every_n_train_steps_saves_when_a_batch_steps_over_the_multiple(tmp_path):
+    # global_step after each batch: 3, 6, 9, 12, 15, 18. With N = 4 the multiples 4, 8, 16
+    # are stepped over (saved at 6, 9, 18), 12 is hit; Lightning's rule alone saves only 12.
+    root = tmp_path / "run"
+    trainer = _trainer(root, StageCheckpoint(every_n_train_steps=4, save_top_k=-1,
+                                             last_every_seconds=None),
+                       max_steps=18, limit_val_batches=0)
+    trainer.fit(ThreeStepsABatch(), TinyData(n=8, batch_size=2))
+    saved = sorted(_step(p) for p in root.glob("*.ckpt") if p.name != "last.ckpt")
+    assert saved == [6, 9, 12, 18]
