@@ -10,8 +10,12 @@ import torch
 
 from inversion_helpers import single_thread
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Two threads a test process; under pytest-xdist (`-n N`) the cores are shared between the
+# workers, so each gets cores // N (at least one): oversubscribed threads slow every step.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+_THREADS = max(1, min(2, (os.cpu_count() or 1) // _WORKERS))
+os.environ.setdefault("OMP_NUM_THREADS", str(_THREADS))
+torch.set_num_threads(min(_THREADS, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session", autouse=True)
