@@ -28,16 +28,17 @@ from lift.evaluation import stage_quality as sq
 
 
 def snapshots(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(images seen, path)`` of every checkpoint under ``run_dir``, fewest images first."""
-    out = []
+    """``(images seen, path)`` of every checkpoint under ``run_dir``, fewest images first; of
+    files with the same count (``last.ckpt`` and the final snapshot) the first by name."""
+    out: dict[int, Path] = {}
     for path in sorted(run_dir.rglob("*.ckpt")):
         state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
         if "seen_images" not in state:
             raise ValueError(f"{path}: not a prior-stage checkpoint (no seen_images buffer)")
-        out.append((int(state["seen_images"]), path))
+        out.setdefault(int(state["seen_images"]), path)
     if not out:
         raise ValueError(f"no *.ckpt under {run_dir}")
-    return sorted(set(out))
+    return sorted(out.items())
 
 
 @torch.no_grad()
