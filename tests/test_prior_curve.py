@@ -36,7 +36,8 @@ def test_curve_orders_snapshots_and_measures_each(tmp_path):
     _snapshot(tmp_path / "b.ckpt", 200)
     _snapshot(tmp_path / "a.ckpt", 100)
     _snapshot(tmp_path / "last.ckpt", 200)  # the final snapshot again: measured once
-    assert [(s, p.name) for s, p in pc.snapshots(tmp_path)] == [(100, "a.ckpt"), (200, "b.ckpt")]
+    found = [(s, p.name) for s, p in pc.snapshots(tmp_path)]
+    assert found == [(100, "a.ckpt"), (200, "b.ckpt")]
     reals = 0.3 * torch.rand(40, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     record, rows = pc.curve(tmp_path, reals, MeanColour(), eval_resolution=8, samples=40,
                             grid_columns=4, log=lambda *_: None)

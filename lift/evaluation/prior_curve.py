@@ -67,11 +67,9 @@ def curve(run_dir: Path, reals: torch.Tensor, net, *, eval_resolution: int, samp
         t = time.perf_counter()
         generator, _ = load_prior(path)
         generator = generator.eval().requires_grad_(False)
-        draws = torch.Generator().manual_seed(seed)  # the same latents for every snapshot
-        z = torch.cat([torch.randn(min(64, samples - i), generator.z_dim, generator=draws)
-                       for i in range(0, samples, 64)])
-        fakes = torch.cat([sq.area(sq.render(generator, generator.map(z[i:i + 64])),
-                                   eval_resolution) for i in range(0, samples, 64)])
+        # the same latents for every snapshot (and as stage_quality's prior figures)
+        fakes = sq.area(sq.prior_samples(generator, samples,
+                                         torch.Generator().manual_seed(seed)), eval_resolution)
         k = sq.kid(f_real, sq.texture_features(net, fakes), seed=seed)
         record["snapshots"].append({"checkpoint": str(path), "images_seen": seen,
                                     "resolution": int(generator.resolution), "kid": k})
@@ -107,8 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="output stem: <out>.json, <out>.md, <out>.png")
     args = p.parse_args(argv)
 
-    from torchvision.utils import save_image
-
     from lift.data import FolderSource, SyntheticSource
 
     source = (FolderSource(str(args.folder)) if args.folder is not None
@@ -120,10 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     atomic_write_text(args.out.with_suffix(".md"), markdown(record))
-    up = torch.nn.functional.interpolate(rows, size=(96, 96), mode="nearest")
-    tmp = args.out.with_suffix(".tmp.png")
-    save_image(up, tmp, nrow=8)
-    tmp.replace(args.out.with_suffix(".png"))
+    sq._save(torch.nn.functional.interpolate(rows, size=(96, 96), mode="nearest"),
+             args.out.with_suffix(".png"))
     print(markdown(record))
     return 0
 

@@ -118,14 +118,21 @@ def load_split(source, split: str, kind: str, resolution: int, limit: int | None
 
 
 @torch.no_grad()
+def prior_samples(generator, samples: int, gen: torch.Generator) -> torch.Tensor:
+    """``samples`` textures of G in [0, 1] (psi = 1, const noise), latents drawn from ``gen``
+    in chunks of 64: the draws of the measured figures."""
+    z = torch.cat([torch.randn(min(64, samples - i), generator.z_dim, generator=gen)
+                   for i in range(0, samples, 64)])
+    return render(generator, generator.map(z))
+
+
+@torch.no_grad()
 def prior_quality(generator, reals: torch.Tensor, net, samples: int = 1000, seed: int = 0,
                   blur_sigma: float = 2.0) -> dict[str, Any]:
     """KID of G's samples (psi = 1, const noise) against ``reals`` ``[N,3,r,r]``, with the
     real-vs-real floor and the blurred-real "blob" level; ``"samples"``: the first 64."""
     gen = torch.Generator().manual_seed(seed)
-    z = torch.cat([torch.randn(min(64, samples - i), generator.z_dim, generator=gen)
-                   for i in range(0, samples, 64)])  # the draws of the measured figures
-    fakes = render(generator, generator.map(z))
+    fakes = prior_samples(generator, samples, gen)
     f_real, f_fake = texture_features(net, reals), texture_features(net, fakes)
     half = reals.shape[0] // 2
     perm = torch.randperm(reals.shape[0], generator=gen)
