@@ -282,6 +282,40 @@ def test_shipped_cpu_ablation_recipe_runs_every_stage_on_the_cpu_profile_with_3_
         assert keys == [u.key for u in units if u.key.split("/")[1] in seeds], name
 
 
+def test_shipped_cpu32_recipe_moves_the_prior_chain_to_32_and_shares_the_rest(
+        tmp_path, monkeypatch):
+    from lift_stylegan2.networks import SynthesisNetwork
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "configs" / "run" / "ablations_cpu32.yaml")
+    assert list(recipe.seeds) == [1, 2] and recipe.name == "ablations_cpu32"
+    units = {u.key: u for u in build_units(recipe, tmp_path / "a")}
+    shared = ("translate_cut/seed1", "translate_cyclegan/seed1", "translate_mean_fill/seed1",
+              "translate_symmetric_completion/seed1", "cut/seed1/test")
+    moved = ("prior/seed1", "invert/seed1", "translate_agilegan/seed1",
+             "upsample_train_inference/seed1", "upsample_srresnet/seed1")
+    resolve([units[k] for k in shared + moved], tmp_path / "a")
+    base = {u.key: u for u in build_units(
+        load_recipe(ROOT / "configs" / "run" / "ablations_cpu_seeds12.yaml"), tmp_path / "b")}
+    resolve([base[k] for k in shared + moved], tmp_path / "b")
+    for key in shared:  # copied from an ablations_cpu run directory, then skipped
+        assert units[key].fingerprint == base[key].fingerprint, key
+    for key in moved:
+        assert units[key].fingerprint != base[key].fingerprint, key
+    cfg = {k: yaml.safe_load(units[k].resolved) for k in moved}
+    prior = cfg["prior/seed1"]["model"]["init_args"]
+    assert prior["generator"]["init_args"]["resolution"] == 32 and prior["augment"] is None
+    assert cfg["prior/seed1"]["trainer"]["max_steps"] == 10000
+    assert cfg["prior/seed1"]["trainer"]["max_time"] is None
+    assert cfg["invert/seed1"]["data"]["init_args"]["resolution"] == 32
+    encoder = cfg["translate_agilegan/seed1"]["model"]["init_args"]["translator"]["init_args"][
+        "encoder"]["init_args"]
+    assert encoder["ws_resolutions"] == SynthesisNetwork(resolution=32).ws_resolutions
+    for key in ("upsample_train_inference/seed1", "upsample_srresnet/seed1"):
+        model = cfg[key]["model"]["init_args"]
+        assert (model["low_resolution"], model["upsampler"]["init_args"]["scale_factor"]) == (
+            32, 8), key
+
+
 def test_shipped_supplement_recipe_shares_the_ablation_units_and_ablates_one_thing_each(
         tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
