@@ -314,6 +314,10 @@ def test_shipped_cpu32_recipe_moves_the_prior_chain_to_32_and_shares_the_rest(
         model = cfg[key]["model"]["init_args"]
         assert (model["low_resolution"], model["upsampler"]["init_args"]["scale_factor"]) == (
             32, 8), key
+    shard = load_recipe(ROOT / "configs" / "run" / "ablations_cpu32_seed1.yaml")
+    assert shard.name == recipe.name
+    assert [u.key for u in build_units(shard, tmp_path / "a")] == [
+        k for k in units if k.split("/")[1] == "seed1"]
 
 
 def test_shipped_supplement_recipe_shares_the_ablation_units_and_ablates_one_thing_each(
