@@ -353,6 +353,37 @@ def test_shipped_supplement_recipe_shares_the_ablation_units_and_ablates_one_thi
         assert diff == changes, variant
 
 
+def test_shipped_table4_length_recipe_changes_only_the_step_count_of_both_samplers(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    recipe = load_recipe(ROOT / "configs" / "run" / "table4_length_cpu32.yaml")
+    assert list(recipe.seeds) == [1] and {t["table"] for t in recipe.tables} == {8, 9}
+    shared = ("prior/seed1", "invert/seed1", "invert_test/seed1", "translate_wplus/seed1",
+              "translate_z/seed1", "upsample_train_inference/seed1",
+              "ours/seed1/test", "ours_z/seed1/paired_test")
+    units = {u.key: u for u in build_units(recipe, tmp_path / "a")}
+    longer = [f"translate_{s}_{n}/seed1" for s in ("wplus", "z") for n in (1200, 3000)]
+    istar = [k for k in units if k.startswith("istar_")]
+    assert len(istar) == 6
+    resolve([units[k] for k in (*shared, *longer, *istar)], tmp_path / "a")
+    base = {u.key: u for u in build_units(
+        load_recipe(ROOT / "configs" / "run" / "ablations_cpu32_seed1.yaml"), tmp_path / "b")}
+    resolve([base[k] for k in shared], tmp_path / "b")
+    for key in shared:  # copied from the ablations_cpu32 run directory, then skipped
+        assert units[key].fingerprint == base[key].fingerprint, key
+    for sampler in ("wplus", "z"):
+        ref = dict(leaves(yaml.safe_load(units[f"translate_{sampler}/seed1"].resolved)))
+        for steps in (1200, 3000):
+            got = dict(leaves(yaml.safe_load(
+                units[f"translate_{sampler}_{steps}/seed1"].resolved)))
+            diff = {k: got.get(k) for k in set(got) | set(ref)
+                    if got.get(k) != ref.get(k) and k != "trainer.default_root_dir"}
+            assert diff == {"trainer.max_steps": steps}, (sampler, steps)
+    # Table 9 scores I* alone: no upsampler in its rows' pipelines
+    for key in istar:
+        assert yaml.safe_load(units[key].resolved)["model"]["init_args"]["upsampler"] is None, key
+
+
 def test_a_null_stage_or_method_removes_the_inherited_one(tmp_path, toy):
     base = write_recipe(tmp_path / "base.yaml", toy_recipe(toy))
     child = tmp_path / "child.yaml"
