@@ -287,7 +287,7 @@ def test_shipped_cpu32_recipe_moves_the_prior_chain_to_32_and_shares_the_rest(
     from lift_stylegan2.networks import SynthesisNetwork
     monkeypatch.chdir(ROOT)
     recipe = load_recipe(ROOT / "configs" / "run" / "ablations_cpu32.yaml")
-    assert list(recipe.seeds) == [1, 2] and recipe.name == "ablations_cpu32"
+    assert list(recipe.seeds) == [0, 1, 2] and recipe.name == "ablations_cpu32"
     units = {u.key: u for u in build_units(recipe, tmp_path / "a")}
     shared = ("translate_cut/seed1", "translate_cyclegan/seed1", "translate_mean_fill/seed1",
               "translate_symmetric_completion/seed1", "cut/seed1/test")
