@@ -3,6 +3,7 @@ seeds, missing predictions, and the paper's orderings."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -18,7 +19,8 @@ from lift.evaluation.source import build_source
 
 TABLE_KEYS = {"table", "split", "profile", "seeds", "rows", "paper", "higher_is_better",
               "orderings", "labels", "missing"}
-ORDERING_KEYS = {"better", "worse", "metric", "paper", "ours", "every_seed", "beyond_spread"}
+ORDERING_KEYS = {"better", "worse", "metric", "paper", "ours", "every_seed", "beyond_spread",
+                 "p_textures", "pairs"}
 
 
 @pytest.fixture(scope="module")
@@ -208,9 +210,12 @@ def test_faceid_table_on_the_unpaired_split_is_masked(tmp_path, source):
     t2 = evaluate_run(run, recipe, source=source)[2]
     assert t2["rows"]["ours"]["faceid"]["mean"] == pytest.approx(0.0, abs=1e-8)
     assert t2["rows"]["cut"]["faceid"]["mean"] > 1e-4
-    assert t2["orderings"] == [{"better": "ours", "worse": "cut", "metric": "faceid",
-                                "paper": True, "ours": True, "every_seed": None,
-                                "beyond_spread": None}]
+    (o,) = t2["orderings"]
+    assert {k: o[k] for k in ORDERING_KEYS - {"p_textures"}} == {
+        "better": "ours", "worse": "cut", "metric": "faceid", "paper": True, "ours": True,
+        "every_seed": None, "beyond_spread": None, "pairs": len(UNPAIRED)}
+    # ours is better on every texture: only the all-positive sign pattern is as extreme
+    assert o["p_textures"] == pytest.approx(0.5 ** len(UNPAIRED))
 
 
 def test_a_missing_prediction_is_an_error_naming_the_file(tmp_path, source):
@@ -303,9 +308,89 @@ def test_orderings_say_whether_they_hold_in_every_seed_and_beyond_the_seed_sprea
     # a claim that fails is never "beyond the spread"
     assert (got[2]["ours"], got[2]["every_seed"], got[2]["beyond_spread"]) == (False, False, False)
     assert ordering_summary(got) == {"total": 3, "reproduced": 2, "not_reproduced": 1,
-                                     "not_evaluated": 0, "every_seed": 1, "beyond_spread": 1}
+                                     "not_evaluated": 0, "every_seed": 1, "beyond_spread": 1,
+                                     "significant": 0}
+    assert all(o["p_textures"] is None and o["pairs"] == 0 for o in got)  # no per-stem scores
     # one seed: nothing to say about the spread
     one = {r: {"psnr": {"seed0": v["psnr"]["seed0"]}} for r, v in per_seed.items()}
     rows1 = {r: {"psnr": aggregate([v["psnr"]["seed0"]])} for r, v in one.items()}
     assert all(o["every_seed"] is None and o["beyond_spread"] is None
                for o in evaluate_orderings(claims, rows1, one))
+
+
+def test_sign_flip_p_matches_hand_enumeration_and_its_monte_carlo_estimate():
+    from lift.evaluation.stats import sign_flip_p
+
+    # 3 positive differences: of 8 sign patterns only +++ reaches the mean 2
+    assert sign_flip_p([1.0, 2.0, 3.0]) == pytest.approx(1 / 8)
+    # [1, -1], mean 0: the sums 0 (++), 2 (+-), -2 (-+), 0 (--) -> 3 of 4 reach 0
+    assert sign_flip_p([1.0, -1.0]) == pytest.approx(3 / 4)
+    # [3, -1, 1], observed sum 3: the sums 3a - b + c of the 8 sign patterns, by hand
+    d = [3.0, -1.0, 1.0]
+    sums = [a * 3 - b * 1 + c * 1 for a in (1, -1) for b in (1, -1) for c in (1, -1)]
+    assert sign_flip_p(d) == pytest.approx(sum(x >= 3.0 for x in sums) / 8)
+    # above EXACT_PAIRS it is a seeded Monte Carlo estimate of the same quantity: a normal
+    # approximation of the sign-flip null (mean 0, sd = sqrt(sum d^2) / n) is close
+    diffs = [0.3, -0.1, 0.5, 0.2, -0.4, 0.6, 0.1, 0.2, -0.2, 0.4, 0.3, 0.0, 0.5, -0.3,
+             0.2, 0.1, 0.4, -0.1, 0.3, 0.2]
+    p = sign_flip_p(diffs, draws=40000)
+    assert p == sign_flip_p(diffs, draws=40000)  # deterministic
+    z = sum(diffs) / math.sqrt(sum(x * x for x in diffs))
+    assert p == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)), abs=0.01)
+    with pytest.raises(ValueError, match="finite"):
+        sign_flip_p([1.0, float("nan")])
+
+
+def test_orderings_carry_a_paired_texture_test_that_counts_toward_significant():
+    from lift.evaluation.stats import aggregate, evaluate_orderings, ordering_summary
+
+    # LPIPS (lower is better) on 4 textures x 2 seeds; "good" wins 7 of 8 pairs
+    per_stem = {
+        "good": {"lpips": {"seed0": {"a": 0.30, "b": 0.20, "c": 0.40, "d": 0.35},
+                           "seed1": {"a": 0.31, "b": 0.22, "c": 0.38, "d": 0.36}}},
+        "bad": {"lpips": {"seed0": {"a": 0.40, "b": 0.30, "c": 0.45, "d": 0.34},
+                          "seed1": {"a": 0.41, "b": 0.30, "c": 0.48, "d": 0.40}}},
+    }
+    per_seed = {r: {"lpips": {s: sum(v.values()) / 4 for s, v in by.items()}}
+                for r, m in per_stem.items() for by in [m["lpips"]]}
+    rows = {r: {"lpips": aggregate(list(v["lpips"].values()))} for r, v in per_seed.items()}
+    claims = [{"better": "good", "worse": "bad", "metric": "lpips", "paper": True},
+              {"better": "bad", "worse": "good", "metric": "lpips", "paper": True}]
+    got = evaluate_orderings(claims, rows, per_seed, per_stem)
+    diffs = [0.10, 0.10, 0.05, -0.01, 0.10, 0.08, 0.10, 0.04]  # bad - good, by hand
+    signs = itertools.product((1, -1), repeat=8)
+    mean = sum(diffs) / 8
+    hand = sum(sum(s * x for s, x in zip(sg, diffs)) / 8 >= mean - 1e-12 for sg in signs) / 256
+    assert got[0]["pairs"] == 8 and got[0]["p_textures"] == pytest.approx(hand)
+    assert hand < 0.05 and got[1]["p_textures"] > 0.95  # the reversed claim is not supported
+    s = ordering_summary(got)
+    assert (s["reproduced"], s["significant"]) == (1, 1)
+
+
+def test_a_tables_compare_pairs_are_tested_like_claims_but_not_counted_as_the_papers(
+        tmp_path, source, no_weights):
+    run = tmp_path / "run"
+    for stem in PAIRED:
+        gt = source.load(stem, "studio")
+        write_prediction(run, "long", 0, stem, noisy(gt, 0.01, 1))
+        write_prediction(run, "short", 0, stem, noisy(gt, 0.15, 2))
+    recipe = _recipe([{"table": 8, "split": "paired_test", "metrics": ["psnr", "dists"],
+                       "rows": {"a": "long", "b": "short"}, "compare": [["a", "b"], ["b", "a"]]}])
+    t8 = evaluate_run(run, recipe, source=source)[8]
+    got = {(o["better"], o["metric"]): o for o in t8["orderings"]}
+    assert set(got) == {("a", "psnr"), ("a", "dists"), ("b", "psnr"), ("b", "dists")}
+    assert all(o["paper"] is None for o in got.values())
+    assert got[("a", "psnr")]["ours"] is True and got[("b", "psnr")]["ours"] is False
+    # the less noisy prediction wins on every texture: only the all-positive pattern is as extreme
+    assert got[("a", "psnr")]["p_textures"] == pytest.approx(0.5 ** len(PAIRED))
+    assert got[("a", "dists")]["ours"] is None and got[("a", "dists")]["p_textures"] is None
+    from lift.evaluation.stats import ordering_summary
+    assert ordering_summary(t8["orderings"])["total"] == 0  # no paper claim among them
+    md = (run / "tables" / "table8.md").read_text()
+    # two test textures: the smallest p a sign-flip test can give is 1/4, never significant
+    assert ("Comparisons the recipe asks for (not the paper's claims): 1 of 2 evaluated hold, "
+            "0 of them at p < 0.05 over the paired test textures (2 not evaluated)") in md
+    assert "paper n/a" not in md
+    with pytest.raises(EvaluationError, match=r"compare: 'c' is not a row"):
+        evaluate_run(run, _recipe([{**recipe["tables"][0], "compare": [["a", "c"]]}]),
+                     source=source)

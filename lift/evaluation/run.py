@@ -82,8 +82,19 @@ def _check_tables(recipe: Mapping[str, Any]) -> list[dict]:
             if m not in IDENTITY_METRICS and entry["split"] == "unpaired_test":
                 raise EvaluationError(f"{where}.metrics: {m!r} needs the studio ground truth, "
                                       "which unpaired_test does not have")
+        compare = entry.get("compare") or []
+        if not isinstance(compare, list) or not all(
+                isinstance(c, (list, tuple)) and len(c) == 2 for c in compare):
+            raise EvaluationError(f"{where}.compare: expected a list of [better row, worse row] "
+                                  f"pairs, got {compare!r}")
+        for a, b in compare:
+            for r in (a, b):
+                if r not in rows:
+                    raise EvaluationError(f"{where}.compare: {r!r} is not a row of this table "
+                                          f"(rows: {', '.join(map(str, rows))})")
         out.append({"table": number, "split": str(entry["split"]), "metrics": metrics,
-                    "rows": {str(r): str(m) for r, m in rows.items()}})
+                    "rows": {str(r): str(m) for r, m in rows.items()},
+                    "compare": [(str(a), str(b)) for a, b in compare]})
     return out
 
 
@@ -311,6 +322,12 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None,
                 rows[row][m] = aggregate(seed_values)
                 per_seed[row][m] = {seed_dir(s): v for s, v in zip(seeds, seed_values)}
         claims = paper_data.claimed_orderings(number, t["metrics"], list(t["rows"]))
+        # the recipe's own hypotheses (``compare``): tested the same way, not the paper's claims
+        claims += [{"better": a, "worse": b, "metric": m, "paper": None}
+                   for a, b in t["compare"] for m in t["metrics"]]
+        per_stem = {row: {m: {seed_dir(s): scores[(method, s, split)][m] for s in seeds}
+                          for m in t["metrics"] if built[m].available}
+                    for row, method in t["rows"].items()}
         table = {
             "table": number,
             "split": split,
@@ -322,7 +339,7 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None,
             "higher_is_better": {m: paper_data.HIGHER_IS_BETTER.get(
                 m, bool(getattr(built[m].metric, "higher_is_better", True)))
                 for m in t["metrics"]},
-            "orderings": evaluate_orderings(claims, rows, per_seed),
+            "orderings": evaluate_orderings(claims, rows, per_seed, per_stem),
             "labels": {m: built[m].label for m in t["metrics"]},
             "missing": {m: built[m].missing for m in t["metrics"] if not built[m].available},
         }
@@ -332,9 +349,7 @@ def evaluate_run(run_dir: Path, recipe: dict, *, source=None,
                         and f" {split}:" in n]
         record_tables[number] = {
             "split": split, "rows": t["rows"], "per_seed": per_seed, "notes": table_notes,
-            "per_stem": {row: {m: {seed_dir(s): scores[(method, s, split)][m] for s in seeds}
-                               for m in t["metrics"] if built[m].available}
-                         for row, method in t["rows"].items()},
+            "per_stem": per_stem,
             "orderings": ordering_summary(table["orderings"]),
         }
         write_table_files(run_dir / "tables", table, table_notes)

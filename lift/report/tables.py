@@ -7,8 +7,8 @@ from html import escape
 from pathlib import Path
 
 from lift.evaluation import paper as paper_data
-from lift.evaluation.stats import ordering_summary
-from lift.evaluation.tables import arrow, fmt, fmt_stat, mark
+from lift.evaluation.stats import ALPHA, ordering_summary
+from lift.evaluation.tables import arrow, fmt, fmt_stat, mark, p_text
 
 
 def load_tables(run_dir: Path) -> tuple[dict[int, dict], list[str]]:
@@ -92,9 +92,12 @@ def table_html(run_dir: Path, table: dict, notes: list[str]) -> str:
         pb = (paper.get(o.get("worse")) or {}).get(m)
         out.append(f'<li class="{cls}"><span class="mk">{mark(ours)}</span> '
                    f'<b>{escape(str(o.get("better")))}</b> better than '
-                   f'<b>{escape(str(o.get("worse")))}</b> on {escape(m)}: paper '
-                   f'{fmt(m, pa)} vs {fmt(m, pb)}, ours {fmt(m, a)} vs {fmt(m, b)}'
-                   f'{escape(_robustness(o))}</li>')
+                   f'<b>{escape(str(o.get("worse")))}</b> on {escape(m)}: '
+                   + ('' if o.get("paper") is None else f'paper {fmt(m, pa)} vs {fmt(m, pb)}, ')
+                   + f'ours {fmt(m, a)} vs {fmt(m, b)}'
+                   + ('' if o.get("paper") is not None else " (the recipe's comparison, not a "
+                      "paper claim)")
+                   + f'{escape(_robustness(o))}</li>')
     out.append("</ul>")
     if notes:
         out.append('<details class="notes"><summary>notes</summary><ul>'
@@ -104,10 +107,13 @@ def table_html(run_dir: Path, table: dict, notes: list[str]) -> str:
 
 
 def _robustness(o: dict) -> str:
-    if not o.get("ours") or o.get("every_seed") is None:
-        return ""
-    return (" (" + ("every seed" if o["every_seed"] else "not every seed") + ", "
-            + ("beyond" if o.get("beyond_spread") else "within") + " the seed spread)")
+    parts = []
+    if o.get("ours") and o.get("every_seed") is not None:
+        parts += ["every seed" if o["every_seed"] else "not every seed",
+                  ("beyond" if o.get("beyond_spread") else "within") + " the seed spread"]
+    if o.get("p_textures") is not None:
+        parts.append(p_text(o))
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def tables_section(run_dir: Path) -> tuple[str, dict[int, dict], dict]:
@@ -120,13 +126,17 @@ def tables_section(run_dir: Path) -> tuple[str, dict[int, dict], dict]:
                    '(run <code>python -m lift.evaluation RUN_DIR --recipe ...</code>).</p>')
     else:
         total = dict.fromkeys(("total", "reproduced", "not_reproduced", "not_evaluated",
-                               "every_seed", "beyond_spread"), 0)
+                               "every_seed", "beyond_spread", "significant"), 0)
         for t in tables.values():
             for k, v in ordering_summary(t.get("orderings") or []).items():
                 total[k] = total.get(k, 0) + v
         seeds = max((len(t.get("seeds") or []) for t in tables.values()), default=1)
         robust = (f' Of those, {total["every_seed"]} hold in every seed and '
                   f'{total["beyond_spread"]} beyond the seed spread.' if seeds > 1 else "")
+        if any(o.get("p_textures") is not None for t in tables.values()
+               for o in t.get("orderings") or []):
+            robust += (f' {total["significant"]} at p &lt; {ALPHA} over the paired test '
+                       'textures (one-sided sign-flip test, per ordering).')
         out.append(f'<p class="summary">Across the tables: <b>{total["reproduced"]} of '
                    f'{total["total"]}</b> orderings the paper claims are reproduced '
                    f'({total["not_reproduced"]} not, {total["not_evaluated"]} not evaluated).'
