@@ -248,6 +248,15 @@ def test_command_line_with_a_folder_source_recipe(tmp_path, source, capsys):
     table = json.loads((run / "tables" / "table1.json").read_text())
     assert table["rows"]["ours"]["psnr"]["mean"] == pytest.approx(20.0, abs=1e-3)
     assert "table1.md" in capsys.readouterr().out
+    # --seeds overrides the recipe's: seed 3 (PSNR 10 log10(1 / 0.05^2) = 26.02) joins seed 0
+    for stem in PAIRED:
+        write_prediction(run, "m", 3, stem, source.load(stem, "studio") + 0.05)
+    assert main([str(run), "--recipe", str(path), "--seeds", "0", "3"]) == 0
+    table = json.loads((run / "tables" / "table1.json").read_text())
+    assert table["seeds"] == [0, 3] and table["rows"]["ours"]["psnr"]["n"] == 2
+    assert table["rows"]["ours"]["psnr"]["mean"] == pytest.approx(
+        (20.0 + 10 * math.log10(400)) / 2, abs=1e-3)
+    assert main([str(run), "--recipe", str(path), "--seeds", "4"]) == 2  # no seed-4 predictions
     del recipe["evaluation"]
     path.write_text(yaml.safe_dump(recipe))
     assert main([str(run), "--recipe", str(path)]) == 2  # no evaluation.source: said so

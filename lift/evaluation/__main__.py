@@ -1,5 +1,5 @@
 """``python -m lift.evaluation RUN_DIR [--recipe configs/run/<name>.yaml] [--report]
-[--scores-from earlier/evaluation.json ...]``."""
+[--scores-from earlier/evaluation.json ...] [--seeds N ...]``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="an earlier tables/evaluation.json whose per-stem scores stand in "
                              "for the (method, seed, split)s that have no predictions in RUN_DIR "
                              "(seeds run elsewhere); repeatable")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                        help="evaluate these seeds instead of the recipe's (e.g. a shard run "
+                             "here joined with seeds scored elsewhere through --scores-from)")
     args = parser.parse_args(argv)
 
     from lift.config_compose import ConfigComposeError
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         recipe = load_recipe(args.recipe, args.run_dir)
+        if args.seeds:
+            recipe = {**recipe, "seeds": list(args.seeds)}
         tables = evaluate_run(args.run_dir, recipe, scores_from=args.scores_from)
     except (EvaluationError, ConfigComposeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
