@@ -43,6 +43,16 @@ def _recipe(tables, seeds=(0,)):
     return {"seeds": list(seeds), "profile": "tiny", "tables": tables}
 
 
+def _good_and_bad(run, source, good, bad):
+    """Seed-0 paired-test predictions of two methods: ``good`` near the studio texture
+    (noise 0.01), ``bad`` far from it (0.15)."""
+    for stem in PAIRED:
+        gt = source.load(stem, "studio")
+        write_prediction(run, good, 0, stem, noisy(gt, 0.01, 1))
+        write_prediction(run, bad, 0, stem, noisy(gt, 0.15, 2))
+    return run
+
+
 def _score(name, preds, target, mask=None):
     metric = build_metric(name).metric
     if mask is None:
@@ -85,11 +95,7 @@ def test_source_specs_are_an_allow_list(tmp_path, source):
 
 def test_toy_ablation_writes_the_schema_and_evaluates_orderings_in_each_direction(
         tmp_path, source, no_weights):
-    run = tmp_path / "run"
-    for stem in PAIRED:
-        gt = source.load(stem, "studio")
-        write_prediction(run, "good", 0, stem, noisy(gt, 0.01, 1))
-        write_prediction(run, "bad", 0, stem, noisy(gt, 0.15, 2))
+    run = _good_and_bad(tmp_path / "run", source, "good", "bad")
     metrics = ["psnr", "ssim", "lpips", "dists"]
     recipe = _recipe([
         # W+ (good) vs Z (bad): the paper's order holds on every metric.
@@ -378,11 +384,7 @@ def test_orderings_carry_a_paired_texture_test_that_counts_toward_significant():
 
 def test_a_tables_compare_pairs_are_tested_like_claims_but_not_counted_as_the_papers(
         tmp_path, source, no_weights):
-    run = tmp_path / "run"
-    for stem in PAIRED:
-        gt = source.load(stem, "studio")
-        write_prediction(run, "long", 0, stem, noisy(gt, 0.01, 1))
-        write_prediction(run, "short", 0, stem, noisy(gt, 0.15, 2))
+    run = _good_and_bad(tmp_path / "run", source, "long", "short")
     recipe = _recipe([{"table": 8, "split": "paired_test", "metrics": ["psnr", "dists"],
                        "rows": {"a": "long", "b": "short"}, "compare": [["a", "b"], ["b", "a"]]}])
     t8 = evaluate_run(run, recipe, source=source)[8]
