@@ -4,8 +4,10 @@
 
 Time left is the sum, over the units still to run, of each one's wall time recorded in
 ``run.json`` by an earlier run (``estimate_s``: its last finished attempt, kept when it is
-rerun); a unit without one counts as the mean wall time of the units run so far in this
-invocation. With neither (nothing has run yet and no earlier times) it is unknown.
+rerun), else of the same stage or method in another seed (``RunRecord.estimate``); a unit
+with neither counts as the median wall time of the units run so far in this invocation (the
+median: one long prior must not make every 30-second prediction look like an hour). With none
+of these (nothing has run yet and no earlier times) it is unknown.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ def duration(seconds: float) -> str:
 def time_left(estimates: Sequence[float | None], done_walls: Sequence[float]) -> float | None:
     """Seconds left for units with these recorded estimates (None: none recorded), given the
     wall times of the units run so far; None when unknown."""
-    mean = sum(done_walls) / len(done_walls) if done_walls else None
+    walls = sorted(done_walls)
+    mid = len(walls) // 2
+    typical = (None if not walls else walls[mid] if len(walls) % 2
+               else (walls[mid - 1] + walls[mid]) / 2)
     total = 0.0
     for est in estimates:
         if est is None:
-            if mean is None:
+            if typical is None:
                 return None
-            est = mean
+            est = typical
         total += est
     return total
 

@@ -82,6 +82,23 @@ class RunRecord:
                 return entry
         return None
 
+    def estimate(self, key: str) -> float | None:
+        """Seconds the unit ``key`` is expected to take: its own last finished wall time
+        (``estimate_s``), else the median of the same stage's or method's other seeds and
+        splits (a seed costs about what another seed of the same unit cost); None without
+        either."""
+        own = (self.unit(key) or {}).get("estimate_s")
+        if own is not None:
+            return float(own)
+        name = key.split("/", 1)[0]
+        others = sorted(float(e["estimate_s"]) for group in GROUPS
+                        for e in ((self.data.get(group) or {}).get(name) or {}).values()
+                        if isinstance(e, dict) and e.get("estimate_s") is not None)
+        if not others:
+            return None
+        mid = len(others) // 2
+        return others[mid] if len(others) % 2 else (others[mid - 1] + others[mid]) / 2
+
     def update_unit(self, key: str, **fields: Any) -> dict[str, Any]:
         entry = self.unit(key)
         if entry is None:

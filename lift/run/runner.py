@@ -177,8 +177,7 @@ def execute_all(units: list[Unit], record: RunRecord, stream: bool) -> int:
                            estimate_s=before + wall,
                            run_id=uuid.uuid4().hex)
         remaining = [u for u in units[i:] if u.action != SKIP]
-        left = progress.time_left(
-            [(record.unit(u.key) or {}).get("estimate_s") for u in remaining], walls)
+        left = progress.time_left([record.estimate(u.key) for u in remaining], walls)
         line = (f"done in {progress.duration(wall)} "
                 f"{progress.status_suffix(time.monotonic() - t0, left, len(remaining))}")
         print(f"{head} {line}" if stream else line, flush=True)
