@@ -26,13 +26,19 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
+def median(values: Sequence[float]) -> float | None:
+    """The median (the midpoint of the middle two for an even count); None when empty."""
+    v = sorted(values)
+    if not v:
+        return None
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
 def time_left(estimates: Sequence[float | None], done_walls: Sequence[float]) -> float | None:
     """Seconds left for units with these recorded estimates (None: none recorded), given the
     wall times of the units run so far; None when unknown."""
-    walls = sorted(done_walls)
-    mid = len(walls) // 2
-    typical = (None if not walls else walls[mid] if len(walls) % 2
-               else (walls[mid - 1] + walls[mid]) / 2)
+    typical = median(done_walls)
     total = 0.0
     for est in estimates:
         if est is None:

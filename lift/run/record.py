@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from lift.atomic import atomic_write_text
+from lift.run.progress import median
 
 VERSION = 1
 FILENAME = "run.json"
@@ -91,13 +92,9 @@ class RunRecord:
         if own is not None:
             return float(own)
         name = key.split("/", 1)[0]
-        others = sorted(float(e["estimate_s"]) for group in GROUPS
-                        for e in ((self.data.get(group) or {}).get(name) or {}).values()
-                        if isinstance(e, dict) and e.get("estimate_s") is not None)
-        if not others:
-            return None
-        mid = len(others) // 2
-        return others[mid] if len(others) % 2 else (others[mid - 1] + others[mid]) / 2
+        return median([float(e["estimate_s"]) for group in GROUPS
+                       for e in ((self.data.get(group) or {}).get(name) or {}).values()
+                       if isinstance(e, dict) and e.get("estimate_s") is not None])
 
     def update_unit(self, key: str, **fields: Any) -> dict[str, Any]:
         entry = self.unit(key)
