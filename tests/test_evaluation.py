@@ -402,6 +402,7 @@ def test_a_tables_compare_pairs_are_tested_like_claims_but_not_counted_as_the_pa
     assert ("Comparisons the recipe asks for (not the paper's claims): 1 of 2 evaluated hold, "
             "0 of them at p < 0.05 over the paired test textures (2 not evaluated)") in md
     assert "paper n/a" not in md
+    assert "Orderings the paper claims" not in md  # no paper section for a table without claims
     with pytest.raises(EvaluationError, match=r"compare: 'c' is not a row"):
         evaluate_run(run, _recipe([{**recipe["tables"][0], "compare": [["a", "c"]]}]),
                      source=source)

@@ -197,3 +197,24 @@ def test_the_default_seed_shown_is_the_first_with_predictions_here(report, tmp_p
     html = write_report(run, {**RECIPE, "seeds": [3, 0], "report": {"seed": 3}},
                         source=TinySource()).read_text()
     assert "predictions of seed 3" in html  # an explicit seed is kept
+
+
+def test_a_table_of_recipe_comparisons_only_is_not_headed_as_the_papers_claims(tmp_path):
+    from lift.report.tables import table_html
+
+    row = {"psnr": {"mean": 22.0, "std": 0.0, "n": 1}}
+    table = {"table": 8, "split": "paired_test", "profile": "cpu", "seeds": [1],
+             "rows": {"a": row, "b": {"psnr": {"mean": 21.0, "std": 0.0, "n": 1}}},
+             "paper": {}, "higher_is_better": {"psnr": True}, "labels": {"psnr": "psnr"},
+             "missing": {},
+             "orderings": [{"better": "a", "worse": "b", "metric": "psnr", "paper": None,
+                            "ours": True, "every_seed": None, "beyond_spread": None,
+                            "p_textures": 0.0352, "pairs": 10}]}
+    html = table_html(tmp_path, table, [])
+    assert "Orderings the paper claims" not in html
+    assert "Comparisons the recipe asks for" in html
+    assert "ours 22.00 vs 21.00 (the recipe's comparison, not a paper claim)" in html
+    assert "p = 0.0352 over 10 paired textures" in html
+    table["orderings"][0]["paper"] = True  # the same ordering as a paper claim
+    html = table_html(tmp_path, table, [])
+    assert "Orderings the paper claims: 1 of 1 reproduced" in html and "paper –" not in html

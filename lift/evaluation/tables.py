@@ -85,24 +85,25 @@ def markdown(table: dict, notes: list[str] = ()) -> str:
     lines.append("")
     for m, why in table.get("missing", {}).items():
         lines += [f"**{m}: no numbers.** {why}", ""]
-    summary = ordering_summary(table["orderings"])
-    lines += [f"## Orderings the paper claims: {summary['reproduced']} of {summary['total']} "
-              f"reproduced ({summary['not_reproduced']} not, {summary['not_evaluated']} "
-              "not evaluated)", ""]
-    robust = []
-    if len(table["seeds"]) > 1:
-        robust.append(f"{summary['every_seed']} hold in every seed and "
-                      f"{summary['beyond_spread']} beyond the seed spread (mean ± std "
-                      "intervals apart)")
-    if any(o.get("p_textures") is not None for o in table["orderings"]):
-        robust.append(f"{summary['significant']} at p < {ALPHA} over the paired test textures "
-                      "(one-sided sign-flip test of the claimed direction, per ordering, "
-                      "uncorrected)")
-    if robust:
-        lines += ["Of those reproduced, " + "; ".join(robust) + ".", ""]
     claimed = [o for o in table["orderings"] if o.get("paper") is not None]
-    lines += [f"- {ordering_text(table, o)}" for o in claimed] or ["- none"]
     asked = [o for o in table["orderings"] if o.get("paper") is None]
+    if claimed or not asked:  # a table of the recipe's own comparisons only: no paper section
+        summary = ordering_summary(table["orderings"])
+        lines += [f"## Orderings the paper claims: {summary['reproduced']} of {summary['total']} "
+                  f"reproduced ({summary['not_reproduced']} not, {summary['not_evaluated']} "
+                  "not evaluated)", ""]
+        robust = []
+        if len(table["seeds"]) > 1:
+            robust.append(f"{summary['every_seed']} hold in every seed and "
+                          f"{summary['beyond_spread']} beyond the seed spread (mean ± std "
+                          "intervals apart)")
+        if any(o.get("p_textures") is not None for o in claimed):
+            robust.append(f"{summary['significant']} at p < {ALPHA} over the paired test "
+                          "textures (one-sided sign-flip test of the claimed direction, per "
+                          "ordering, uncorrected)")
+        if robust:
+            lines += ["Of those reproduced, " + "; ".join(robust) + ".", ""]
+        lines += [f"- {ordering_text(table, o)}" for o in claimed] or ["- none"]
     if asked:
         held = sum(1 for o in asked if o.get("ours") is True)
         sig = sum(1 for o in asked if o.get("ours") is True and o.get("p_textures") is not None

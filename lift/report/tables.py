@@ -79,9 +79,13 @@ def table_html(run_dir: Path, table: dict, notes: list[str]) -> str:
         out.append(missing_html(m, str(why)))
     orderings = table.get("orderings") or []
     s = ordering_summary(orderings)
-    out.append(f'<p class="orders-head"><b>Orderings the paper claims: {s["reproduced"]} of '
-               f'{s["total"]} reproduced</b> ({s["not_reproduced"]} not, '
-               f'{s["not_evaluated"]} not evaluated)</p><ul class="orders">')
+    if s["total"] or not any(o.get("paper") is None for o in orderings):
+        out.append(f'<p class="orders-head"><b>Orderings the paper claims: {s["reproduced"]} of '
+                   f'{s["total"]} reproduced</b> ({s["not_reproduced"]} not, '
+                   f'{s["not_evaluated"]} not evaluated)</p><ul class="orders">')
+    else:  # only the recipe's own comparisons
+        out.append('<p class="orders-head"><b>Comparisons the recipe asks for</b> (not the '
+                   'paper\'s claims)</p><ul class="orders">')
     for o in orderings:
         m = o.get("metric", "?")
         ours = o.get("ours")
