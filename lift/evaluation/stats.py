@@ -134,11 +134,13 @@ def evaluate_orderings(claims: Sequence[Mapping], rows: Mapping[str, Mapping[str
     return out
 
 
-def ordering_summary(orderings: Sequence[Mapping]) -> dict[str, int]:
+def ordering_summary(orderings: Sequence[Mapping], *, recipe: bool = False) -> dict[str, int]:
     """``{"total", "reproduced", "not_reproduced", "not_evaluated", "every_seed",
-    "beyond_spread", "significant"}`` (counts over the claims the paper makes;
-    ``significant``: reproduced with ``p_textures < ALPHA``)."""
-    claimed = [o for o in orderings if o.get("paper")]
+    "beyond_spread", "significant"}`` (counts over the claims the paper makes, or with
+    ``recipe`` over the recipe's own ``compare`` pairs, ``"paper": None``; ``significant``:
+    reproduced with ``p_textures < ALPHA``)."""
+    claimed = [o for o in orderings
+               if (o.get("paper") is None if recipe else bool(o.get("paper")))]
     return {
         "total": len(claimed),
         "reproduced": sum(1 for o in claimed if o.get("ours") is True),

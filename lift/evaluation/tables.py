@@ -105,13 +105,11 @@ def markdown(table: dict, notes: list[str] = ()) -> str:
             lines += ["Of those reproduced, " + "; ".join(robust) + ".", ""]
         lines += [f"- {ordering_text(table, o)}" for o in claimed] or ["- none"]
     if asked:
-        held = sum(1 for o in asked if o.get("ours") is True)
-        sig = sum(1 for o in asked if o.get("ours") is True and o.get("p_textures") is not None
-                  and o["p_textures"] < ALPHA)
-        evaluated = sum(1 for o in asked if o.get("ours") is not None)
-        lines += ["", f"## Comparisons the recipe asks for (not the paper's claims): {held} of "
-                  f"{evaluated} evaluated hold, {sig} of them at p < {ALPHA} over the paired test "
-                  f"textures ({len(asked) - evaluated} not evaluated)", ""]
+        c = ordering_summary(asked, recipe=True)
+        lines += ["", f"## Comparisons the recipe asks for (not the paper's claims): "
+                  f"{c['reproduced']} of {c['total'] - c['not_evaluated']} evaluated hold, "
+                  f"{c['significant']} of them at p < {ALPHA} over the paired test textures "
+                  f"({c['not_evaluated']} not evaluated)", ""]
         lines += [f"- {ordering_text(table, o)}" for o in asked]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in notes]

@@ -79,7 +79,7 @@ def table_html(run_dir: Path, table: dict, notes: list[str]) -> str:
         out.append(missing_html(m, str(why)))
     orderings = table.get("orderings") or []
     s = ordering_summary(orderings)
-    if s["total"] or not any(o.get("paper") is None for o in orderings):
+    if any(o.get("paper") is not None for o in orderings) or not orderings:
         out.append(f'<p class="orders-head"><b>Orderings the paper claims: {s["reproduced"]} of '
                    f'{s["total"]} reproduced</b> ({s["not_reproduced"]} not, '
                    f'{s["not_evaluated"]} not evaluated)</p><ul class="orders">')

@@ -13,6 +13,7 @@ of these (nothing has run yet and no earlier times) it is unknown.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 
 
@@ -27,12 +28,8 @@ def duration(seconds: float) -> str:
 
 
 def median(values: Sequence[float]) -> float | None:
-    """The median (the midpoint of the middle two for an even count); None when empty."""
-    v = sorted(values)
-    if not v:
-        return None
-    mid = len(v) // 2
-    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+    """``statistics.median``, None when empty."""
+    return statistics.median(values) if values else None
 
 
 def time_left(estimates: Sequence[float | None], done_walls: Sequence[float]) -> float | None:
