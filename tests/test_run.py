@@ -32,6 +32,7 @@ QUICKSTART = ROOT / "configs" / "run" / "quickstart.yaml"
 
 TOY_MODULE = '''
 """Toy stages for tests/test_run.py."""
+import os
 import time
 
 import lightning.pytorch as pl
@@ -76,6 +77,11 @@ class ToyModule(pl.LightningModule):
             self.load_state_dict(state)
 
     def training_step(self, batch, batch_idx):
+        if self.global_step == 0:  # what the stage process sees of the run's environment
+            with open("/proc/self/environ", "rb") as fh:
+                at_start = b"GLIBC_TUNABLES=" in fh.read()
+            print(f"toy env cache={os.environ.get('LIFT_SYNTH_CACHE')} "
+                  f"tunables_at_start={at_start}", flush=True)
         print(f"toy step {self.global_step}", flush=True)
         time.sleep(self.sleep)
         return (self.layer(batch["x"]) - batch["y"]).square().mean()
@@ -437,6 +443,65 @@ def test_toy_recipe_runs_end_to_end(done_run):
     assert len(list((done_run / "predictions/m/seed0/studio").glob("*.png"))) == 4
 
 
+def test_warm_and_subprocess_launchers_give_the_same_stage_runs(done_run, toy, tmp_path):
+    """The default (warm) launcher forks each stage run from one process that imported
+    Lightning once; each fork must be a fresh process: the run's environment (the cache, and
+    GLIBC_TUNABLES in the environment glibc read at start), the same weights and textures
+    bit for bit as a new interpreter per stage."""
+    out = tmp_path / "sub"
+    assert run(toy / "toy.yaml", out=out, stream=False, launcher="subprocess") == 0
+    warm, sub = units(done_run), units(out)
+    assert {u["launcher"] for u in warm.values()} == {"warm"}
+    assert {u["launcher"] for u in sub.values()} == {"subprocess"}
+    for run_dir in (done_run, out):
+        log = (run_dir / "stages/a/seed0/stage.log").read_text()
+        assert f"toy env cache={run_dir / 'synth_cache'} tunables_at_start=True" in log
+    for stage in ("a", "b"):
+        ckpts = [torch.load(d / f"stages/{stage}/seed0/last.ckpt", weights_only=True)
+                 for d in (done_run, out)]
+        for key, value in ckpts[0]["state_dict"].items():
+            assert torch.equal(value, ckpts[1]["state_dict"][key]), (stage, key)
+    for rel in ("stages/c/seed0/predictions/studio", "predictions/m/seed0/studio"):
+        files = sorted((done_run / rel).iterdir())
+        assert files and [f.read_bytes() for f in files] == \
+            [(out / rel / f.name).read_bytes() for f in files]
+
+
+def test_the_warm_launcher_leaves_multi_process_runs_to_subprocesses():
+    from lift.run.plan import Unit
+    from lift.run.runner import warm_eligible
+
+    def unit(trainer: dict, argv: tuple[str, ...] = ()) -> Unit:
+        return Unit(key="s/seed0", kind="stage", name="s", seed=0, split=None, command="fit",
+                    dir=Path("."), lift_argv=["fit", *argv], outputs={}, upstream=(),
+                    resolved=yaml.safe_dump({"trainer": trainer}))
+
+    assert warm_eligible(unit({"accelerator": "cpu", "devices": 1}))
+    assert warm_eligible(unit({"accelerator": "cpu", "devices": "auto", "strategy": "auto"}))
+    assert warm_eligible(unit({"devices": [0]}))
+    assert not warm_eligible(unit({"devices": 2}))
+    assert not warm_eligible(unit({"devices": [0, 1]}))
+    assert not warm_eligible(unit({"devices": 1, "strategy": "ddp"}))
+    assert not warm_eligible(unit({"devices": 1, "strategy": {
+        "class_path": "lightning.pytorch.strategies.DDPStrategy"}}))
+    assert not warm_eligible(unit({"devices": 1, "num_nodes": 2}))
+    assert not warm_eligible(unit({"devices": 1}, ("--disable-plugins=x",)))
+
+
+def test_the_warm_launcher_reports_exit_codes_and_an_unknown_launcher_is_an_error(tmp_path,
+                                                                                   capsys):
+    from lift.run.zygote import Zygote
+
+    with Zygote() as zygote:
+        assert zygote.run(["nosuchcommand"], tmp_path / "a.log") == 2
+        assert zygote.run(["--help"], tmp_path / "b.log") == 0
+    assert "unknown command 'nosuchcommand'" in (tmp_path / "a.log").read_text()
+    assert "usage: lift" in (tmp_path / "b.log").read_text()
+    assert zygote.proc.poll() == 0  # stopped with its stdin
+    assert run(QUICKSTART, out=tmp_path / "r", launcher="fast") == 2
+    assert "launcher 'fast': not one of warm, subprocess" in capsys.readouterr().err
+
+
 def test_rerun_skips_everything_without_a_subprocess(done_run, toy, monkeypatch, capsys):
     before = units(done_run)
 
@@ -444,6 +509,7 @@ def test_rerun_skips_everything_without_a_subprocess(done_run, toy, monkeypatch,
         raise AssertionError("a stage was started")
 
     monkeypatch.setattr("lift.run.runner.run_logged", no_subprocess)
+    monkeypatch.setattr("lift.run.runner.run_warm", no_subprocess)
     assert run(toy / "toy.yaml", out=done_run, stream=False) == 0
     out = capsys.readouterr().out
     assert out.count("skipped (done, same fingerprint)") == 4

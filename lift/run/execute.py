@@ -1,4 +1,5 @@
-"""Running one unit's ``lift`` command in a subprocess, its output into ``stage.log``.
+"""Running one unit's ``lift`` command, its output into ``stage.log``: in a subprocess
+(:func:`run_logged`) or forked from the warm launcher (:func:`run_warm`, ``lift.run.zygote``).
 
 The child stays in the runner's process group (killing the runner's group kills the stage
 too) and inherits its environment, with ``PYTHONUNBUFFERED=1`` so the log follows the run.
@@ -13,7 +14,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from lift.run.zygote import Zygote
 
 TAIL_LINES = 30
 
@@ -69,6 +73,35 @@ def run_logged(argv: Sequence[str], log: Path, header: str, stream: bool) -> int
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def run_warm(zygote: "Zygote", lift_argv: Sequence[str], log: Path, header: str,
+             stream: bool) -> int:
+    """:func:`run_logged` for ``lift <lift_argv>`` forked from ``zygote``: the same log, the
+    same exit code, the same Ctrl-C behaviour, without the interpreter's start-up."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as fh:
+        fh.write(header.encode())
+    offset = log.stat().st_size
+
+    def copy_new() -> None:
+        nonlocal offset
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+        if data:
+            offset += len(data)
+            _write_terminal(data)
+
+    try:
+        rc = zygote.run(lift_argv, log, on_wait=copy_new if stream else None)
+    except KeyboardInterrupt:
+        with open(log, "ab") as fh:
+            fh.write(b"\n[lift run: interrupted]\n")
+        raise
+    if stream:
+        copy_new()
+    return rc
 
 
 def log_tail(log: Path, lines: int = TAIL_LINES) -> list[str]:

@@ -68,10 +68,14 @@ class Unit:
         return self.dir / "stage.log"
 
     @property
+    def run_argv(self) -> list[str]:
+        """The ``lift`` arguments of this run: ``lift_argv`` and the resume flag."""
+        return [*self.lift_argv, *(["--ckpt_path=last"] if self.resume_last else [])]
+
+    @property
     def argv(self) -> list[str]:
         """The subprocess command line."""
-        resume = ["--ckpt_path=last"] if self.resume_last else []
-        return [sys.executable, "-m", "lift.cli", *self.lift_argv, *resume]
+        return [sys.executable, "-m", "lift.cli", *self.run_argv]
 
     @property
     def command_line(self) -> str:

@@ -19,7 +19,7 @@ from lift.atomic import atomic_write_text
 from lift.config_compose import dump_yaml
 from lift.data.sources import SYNTH_CACHE_ENV
 from lift.run import progress
-from lift.run.execute import log_tail, move_aside, run_logged
+from lift.run.execute import log_tail, move_aside, run_logged, run_warm
 from lift.run.fingerprint import ResolveError
 from lift.run.plan import RESUME, SKIP, Unit, _missing_outputs, build_units, decide, resolve, select
 from lift.run.recipe import Recipe, RecipeError, load_recipe
@@ -105,8 +105,82 @@ def _fail(unit: Unit, rc: int, wall: float, missing: list[str]) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def execute_all(units: list[Unit], record: RunRecord, stream: bool) -> int:
+# How stage runs start: forked from one process that imported torch / Lightning / lift once
+# (lift.run.zygote), or each a new interpreter.
+LAUNCHERS = ("warm", "subprocess")
+_MULTI_PROCESS = ("ddp", "fsdp", "deepspeed", "spawn")
+
+
+def warm_eligible(unit: Unit) -> bool:
+    """Whether the warm launcher may run this unit: one process on one device (a multi-process
+    strategy starts its own processes; ``--disable-plugins`` needs a fresh import)."""
+    if any(a.startswith("--disable-plugins") for a in unit.lift_argv):
+        return False
+    import yaml
+
+    trainer = (yaml.safe_load(unit.resolved or "") or {}).get("trainer") or {}
+    strategy = trainer.get("strategy")
+    strategy = str(strategy.get("class_path", "") if isinstance(strategy, dict) else strategy)
+    if any(word in strategy.lower() for word in _MULTI_PROCESS):
+        return False
+    if int(trainer.get("num_nodes") or 1) != 1:
+        return False
+    devices = trainer.get("devices", "auto")
+    if isinstance(devices, (list, tuple)):
+        return len(devices) == 1
+    if str(devices) in ("auto", "-1", "None"):
+        import torch
+
+        accelerator = str(trainer.get("accelerator") or "auto")
+        return accelerator == "cpu" or torch.cuda.device_count() <= 1
+    return str(devices) == "1"
+
+
+class _Launch:
+    """Starts each unit with the chosen launcher; the zygote is started at the first unit
+    that can use it and stopped by :meth:`close`. If it cannot start, or dies, the rest of
+    the run falls back to subprocesses (and says so)."""
+
+    def __init__(self, launcher: str):
+        self.launcher = launcher
+        self.zygote = None
+
+    def how(self, unit: Unit) -> str:
+        return "warm" if self.launcher == "warm" and warm_eligible(unit) else "subprocess"
+
+    def __call__(self, unit: Unit, header: str, stream: bool) -> tuple[int, str]:
+        if self.how(unit) == "warm":
+            from lift.run.zygote import Zygote, ZygoteError
+
+            try:
+                if self.zygote is None:
+                    self.zygote = Zygote()
+                return run_warm(self.zygote, unit.run_argv, unit.log, header,
+                                stream), "warm"
+            except ZygoteError as exc:
+                print(f"lift run: note: {exc}; the remaining stage runs start as "
+                      "subprocesses", file=sys.stderr, flush=True)
+                self.launcher = "subprocess"
+                self.close()
+        return run_logged(unit.argv, unit.log, header, stream), "subprocess"
+
+    def close(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
+
+
+def execute_all(units: list[Unit], record: RunRecord, stream: bool,
+                launcher: str = "warm") -> int:
     """Run the units in order; returns 0, or 1 at the first failure (130: interrupted)."""
+    launch = _Launch(launcher)
+    try:
+        return _execute_all(units, record, stream, launch)
+    finally:
+        launch.close()
+
+
+def _execute_all(units: list[Unit], record: RunRecord, stream: bool, launch: _Launch) -> int:
     t0 = time.monotonic()
     walls: list[float] = []
     moved: set[Path] = set()
@@ -152,7 +226,7 @@ def execute_all(units: list[Unit], record: RunRecord, stream: bool) -> int:
             print(head, end=" ", flush=True)
         start = time.monotonic()
         try:
-            rc = run_logged(unit.argv, unit.log, header, stream)
+            rc, how = launch(unit, header, stream)
         except KeyboardInterrupt:
             wall = time.monotonic() - start
             record.update_unit(unit.key, status="failed", error="interrupted", finished=now(),
@@ -162,6 +236,7 @@ def execute_all(units: list[Unit], record: RunRecord, stream: bool) -> int:
                   "resume", file=sys.stderr)
             return 130
         wall = time.monotonic() - start
+        record.update_unit(unit.key, launcher=how)
         missing = _missing_outputs(unit) if rc == 0 else []
         if rc != 0 or missing:
             record.update_unit(unit.key, status="failed", returncode=rc, finished=now(),
@@ -253,7 +328,8 @@ def evaluate_and_report(recipe: Recipe, run_dir: Path, record: RunRecord,
 
 
 def run(recipe_path: str | os.PathLike, out: str | os.PathLike | None = None,
-        only: Sequence[str] = (), dry_run: bool = False, stream: bool | None = None) -> int:
+        only: Sequence[str] = (), dry_run: bool = False, stream: bool | None = None,
+        launcher: str = "warm") -> int:
     """``lift run``; returns the exit code (0 ok, 1 a stage failed, 2 a bad recipe / usage)."""
     try:
         recipe = load_recipe(recipe_path)
@@ -263,6 +339,10 @@ def run(recipe_path: str | os.PathLike, out: str | os.PathLike | None = None,
         if len(problems) > 1:
             print(f"lift run: the recipe cannot run: {len(problems) - 1} more problem(s):\n"
                   + "\n".join(problems[1:]), file=sys.stderr)
+        return 2
+    if launcher not in LAUNCHERS:
+        print(f"lift run: error: launcher {launcher!r}: not one of {', '.join(LAUNCHERS)}",
+              file=sys.stderr)
         return 2
     only = list(dict.fromkeys(only))
     unknown = [n for n in only if n not in recipe.stages and n not in recipe.methods]
@@ -275,16 +355,16 @@ def run(recipe_path: str | os.PathLike, out: str | os.PathLike | None = None,
     stream = default_stream() if stream is None else stream
     try:
         if dry_run:
-            return _plan_and_run(recipe, run_dir, only, True, stream)
+            return _plan_and_run(recipe, run_dir, only, True, stream, launcher)
         with run_lock(run_dir):
-            return _plan_and_run(recipe, run_dir, only, False, stream)
+            return _plan_and_run(recipe, run_dir, only, False, stream, launcher)
     except RuntimeError as exc:
         print(f"lift run: error: {exc}", file=sys.stderr)
         return 2
 
 
 def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
-                  stream: bool) -> int:
+                  stream: bool, launcher: str = "warm") -> int:
     record = RunRecord.load(run_dir)
     units = build_units(recipe, run_dir)
     if only:
@@ -315,7 +395,7 @@ def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
                   seeds=list(recipe.seeds), status="running")
     t0 = time.monotonic()
     with unit_environment(run_dir):
-        rc = execute_all(units, record, stream)
+        rc = execute_all(units, record, stream, launcher)
     ran = sum(u.action != SKIP for u in units) if rc == 0 else None
     if rc:
         return rc
