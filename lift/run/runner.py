@@ -145,6 +145,14 @@ class _Launch:
         self.launcher = launcher
         self.zygote = None
 
+    def start(self) -> None:
+        """Start the zygote now, without waiting for its imports (they overlap with resolving
+        the configs); a run with nothing to run stops it unused."""
+        if self.launcher == "warm" and self.zygote is None:
+            from lift.run.zygote import Zygote
+
+            self.zygote = Zygote(wait=False)
+
     def how(self, unit: Unit) -> str:
         return "warm" if self.launcher == "warm" and warm_eligible(unit) else "subprocess"
 
@@ -155,6 +163,7 @@ class _Launch:
             try:
                 if self.zygote is None:
                     self.zygote = Zygote()
+                self.zygote.wait_ready()
                 return run_warm(self.zygote, unit.run_argv, unit.log, header,
                                 stream), "warm"
             except ZygoteError as exc:
@@ -171,9 +180,9 @@ class _Launch:
 
 
 def execute_all(units: list[Unit], record: RunRecord, stream: bool,
-                launcher: str = "warm") -> int:
+                launcher: "str | _Launch" = "warm") -> int:
     """Run the units in order; returns 0, or 1 at the first failure (130: interrupted)."""
-    launch = _Launch(launcher)
+    launch = _Launch(launcher) if isinstance(launcher, str) else launcher
     try:
         return _execute_all(units, record, stream, launch)
     finally:
@@ -365,6 +374,18 @@ def run(recipe_path: str | os.PathLike, out: str | os.PathLike | None = None,
 
 def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
                   stream: bool, launcher: str = "warm") -> int:
+    launch = _Launch(launcher)
+    try:
+        if not dry_run:
+            with unit_environment(run_dir):
+                launch.start()
+        return _plan_and_execute(recipe, run_dir, only, dry_run, stream, launch)
+    finally:
+        launch.close()
+
+
+def _plan_and_execute(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
+                      stream: bool, launch: _Launch) -> int:
     record = RunRecord.load(run_dir)
     units = build_units(recipe, run_dir)
     if only:
@@ -395,7 +416,7 @@ def _plan_and_run(recipe: Recipe, run_dir: Path, only: list[str], dry_run: bool,
                   seeds=list(recipe.seeds), status="running")
     t0 = time.monotonic()
     with unit_environment(run_dir):
-        rc = execute_all(units, record, stream, launcher)
+        rc = execute_all(units, record, stream, launch)
     ran = sum(u.action != SKIP for u in units) if rc == 0 else None
     if rc:
         return rc

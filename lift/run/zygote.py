@@ -148,16 +148,32 @@ class ZygoteError(RuntimeError):
 class Zygote:
     """A running zygote; :meth:`run` runs one stage and returns its exit code."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, timeout: float = 600.0):
+    def __init__(self, env: Mapping[str, str] | None = None, wait: bool = True,
+                 timeout: float = 600.0):
+        """Start the zygote with ``env`` (default: this process's environment). With
+        ``wait=False`` this returns at once and the first :meth:`run` waits for its imports,
+        so they overlap with whatever the caller does meanwhile."""
         env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([sys.executable, "-m", "lift.run.zygote"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._buffer = b""
-        ready = self._message(timeout)
-        if ready is None or "ready" not in ready:
-            self.close()
-            raise ZygoteError(f"the warm launcher did not start (answered {ready!r})")
-        self.pid = int(ready["ready"])
+        self.timeout = timeout
+        self.pid: int | None = None
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> int:
+        """Wait until the zygote has done its imports; returns its pid."""
+        if self.pid is None:
+            try:
+                ready = self._message(self.timeout)
+            except ZygoteError:
+                ready = None
+            if ready is None or "ready" not in ready:
+                self.close()
+                raise ZygoteError(f"the warm launcher did not start (answered {ready!r})")
+            self.pid = int(ready["ready"])
+        return self.pid
 
     def _message(self, timeout: float | None) -> dict | None:
         """The zygote's next message; None when ``timeout`` passes first."""
@@ -183,6 +199,7 @@ class Zygote:
         the terminal there). Ctrl-C reaches the stage through the process group; this waits
         up to 30 s for it, then sends SIGTERM, and re-raises."""
         assert self.proc.stdin is not None
+        self.wait_ready()
         env = dict(os.environ if env is None else env, PYTHONUNBUFFERED="1")
         request = {"argv": list(argv), "log": str(log), "env": env, "cwd": os.getcwd()}
         self.proc.stdin.write((json.dumps(request) + "\n").encode())
