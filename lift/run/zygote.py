@@ -24,6 +24,7 @@ forked stage run ``__main__`` is this module.
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import io
 import json
@@ -111,6 +112,10 @@ def serve() -> None:
 
     block_disabled_packages()
     get_registry()
+    # The imported objects move to a permanent generation: a fork's garbage collections then
+    # skip them instead of writing to (and so copying) every page they share with the zygote.
+    gc.collect()
+    gc.freeze()
     _send({"ready": os.getpid()})
     children: dict[int, int] = {}
     buffer = b""
