@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from lift.run.execute import LAUNCHERS
+
 DESCRIPTION = """\
 Run a recipe (configs/run/<name>.yaml): every stage once per seed through `lift fit` /
 `lift predict` in its own process (its output in <stage dir>/stage.log), then every method's
@@ -38,7 +40,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (what is skipped, resumed or run, and why) and the "
                         "commands; run nothing")
-    p.add_argument("--launcher", choices=("warm", "subprocess"), default="warm",
+    p.add_argument("--launcher", choices=LAUNCHERS, default=LAUNCHERS[0],
                    help="how stage runs start: 'warm' forks each from one process that "
                         "imported torch, Lightning and lift once (saves their start-up, "
                         "4-11 s a stage run); 'subprocess' starts a new interpreter for each "

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from lift.run.zygote import Zygote
 
 TAIL_LINES = 30
+# How stage runs start: forked from one process that imported torch / Lightning / lift once
+# (lift.run.zygote, the default), or each a new interpreter.
+LAUNCHERS = ("warm", "subprocess")
 
 
 def move_aside(path: Path) -> Path:

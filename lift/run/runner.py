@@ -19,7 +19,7 @@ from lift.atomic import atomic_write_text
 from lift.config_compose import dump_yaml
 from lift.data.sources import SYNTH_CACHE_ENV
 from lift.run import progress
-from lift.run.execute import log_tail, move_aside, run_logged, run_warm
+from lift.run.execute import LAUNCHERS, log_tail, move_aside, run_logged, run_warm
 from lift.run.fingerprint import ResolveError
 from lift.run.plan import RESUME, SKIP, Unit, _missing_outputs, build_units, decide, resolve, select
 from lift.run.recipe import Recipe, RecipeError, load_recipe
@@ -105,9 +105,6 @@ def _fail(unit: Unit, rc: int, wall: float, missing: list[str]) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-# How stage runs start: forked from one process that imported torch / Lightning / lift once
-# (lift.run.zygote), or each a new interpreter.
-LAUNCHERS = ("warm", "subprocess")
 _MULTI_PROCESS = ("ddp", "fsdp", "deepspeed", "spawn")
 
 
@@ -162,8 +159,7 @@ class _Launch:
 
             try:
                 if self.zygote is None:
-                    self.zygote = Zygote()
-                self.zygote.wait_ready()
+                    self.zygote = Zygote(wait=False)
                 return run_warm(self.zygote, unit.run_argv, unit.log, header,
                                 stream), "warm"
             except ZygoteError as exc:

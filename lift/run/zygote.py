@@ -24,6 +24,7 @@ forked stage run ``__main__`` is this module.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import importlib
 import io
@@ -252,10 +253,8 @@ class Zygote:
 
 
 def _kill(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # it has exited already
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 if __name__ == "__main__":
