@@ -44,6 +44,17 @@ def test_lightning_subcommand_help(capsys):
     assert "--trainer.strategy" in out and "--config" in out
 
 
+def test_only_the_running_subcommands_parser_is_built(capsys):
+    from lift.cli import LIGHTNING_COMMANDS, _lift_cli_class
+
+    assert set(_lift_cli_class("predict").subcommands()) == {"predict"}
+    assert set(_lift_cli_class().subcommands()) == set(LIGHTNING_COMMANDS)
+    with pytest.raises(SystemExit) as exit_:  # another command than fit still parses
+        main(["validate", "--help"])
+    assert exit_.value.code == 0
+    assert "--trainer.strategy" in capsys.readouterr().out
+
+
 def test_plugins_json_lists_builtins(capsys):
     import json
 

@@ -467,6 +467,28 @@ def test_warm_and_subprocess_launchers_give_the_same_stage_runs(done_run, toy, t
             [(out / rel / f.name).read_bytes() for f in files]
 
 
+def test_a_warm_launcher_that_cannot_start_falls_back_to_subprocesses(done_run, toy, tmp_path,
+                                                                       monkeypatch, capsys):
+    from lift.run.zygote import ZygoteError
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def run(self, *args, **kwargs):
+            raise ZygoteError("the warm launcher did not start (test)")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("lift.run.zygote.Zygote", Broken)
+    out = tmp_path / "fallback"
+    assert run(toy / "toy.yaml", out=out, only=["a"], stream=False) == 0
+    assert units(out)["a/seed0"]["launcher"] == "subprocess"
+    assert (out / "stages/a/seed0/last.ckpt").is_file()
+    assert "the remaining stage runs start as subprocesses" in capsys.readouterr().err
+
+
 def test_the_warm_launcher_leaves_multi_process_runs_to_subprocesses():
     from lift.run.plan import Unit
     from lift.run.runner import warm_eligible
